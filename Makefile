@@ -1,0 +1,41 @@
+# Roundtable: the two commands.
+#   make run   set up .venv, migrate, create demo accounts if the data directory is empty, serve on http://localhost:8080
+#   make test  set up .venv with test extras and run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DATA   ?= data
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+# Settings for `make run` (development mode: plain http and loopback federation allowed).
+RUN_ENV := ROUNDTABLE_DEV=1 ROUNDTABLE_DOMAIN=localhost:8080 ROUNDTABLE_LISTEN=localhost:8080 ROUNDTABLE_DATA=$(DATA)
+
+.PHONY: run test install install-test bench screenshots clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test,bench]'
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(RUN_ENV) $(BIN)/roundtable migrate
+	$(RUN_ENV) $(BIN)/roundtable demo
+	$(RUN_ENV) exec $(BIN)/roundtable serve
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

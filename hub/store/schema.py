@@ -1,0 +1,270 @@
+"""Table definitions used by the store's queries.
+
+The database is *created and changed* only by the numbered Alembic migrations
+in ``hub/migrations/versions``; this module describes the result for
+SQLAlchemy Core. When a migration changes a table, change it here too (a test
+compares the two).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+
+metadata = sa.MetaData()
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps stored as naive UTC, returned as aware UTC datetimes.
+
+    SQLite has no time-zone type and PostgreSQL's ``timestamp`` compares
+    naive values, so the store always speaks UTC and never local time.
+    """
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # defensive: raw SQLite text
+            value = dt.datetime.fromisoformat(value)
+        return value.replace(tzinfo=dt.timezone.utc)
+
+
+def _id() -> sa.Column:
+    return sa.Column("id", sa.String(26), primary_key=True)
+
+
+def _created() -> sa.Column:
+    return sa.Column("created_at", UTCDateTime(), nullable=False)
+
+
+actors = sa.Table(
+    "actors",
+    metadata,
+    _id(),
+    sa.Column("uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("local", sa.Boolean, nullable=False, default=False),
+    sa.Column("username", sa.String(255), nullable=False),
+    sa.Column("domain", sa.String(255), nullable=True),
+    sa.Column("name", sa.Text, nullable=True),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("url", sa.String(2048), nullable=True),
+    sa.Column("icon_url", sa.String(2048), nullable=True),
+    sa.Column("manually_approves_followers", sa.Boolean, nullable=False, default=False),
+    sa.Column("discoverable", sa.Boolean, nullable=False, default=True),
+    sa.Column("fields", sa.JSON, nullable=True),
+    sa.Column("also_known_as", sa.JSON, nullable=True),
+    sa.Column("moved_to", sa.String(2048), nullable=True),
+    sa.Column("inbox_uri", sa.String(2048), nullable=True),
+    sa.Column("outbox_uri", sa.String(2048), nullable=True),
+    sa.Column("shared_inbox_uri", sa.String(2048), nullable=True),
+    sa.Column("followers_uri", sa.String(2048), nullable=True),
+    sa.Column("following_uri", sa.String(2048), nullable=True),
+    sa.Column("featured_uri", sa.String(2048), nullable=True),
+    sa.Column("private_key_pem", sa.Text, nullable=True),
+    sa.Column("raw", sa.Text, nullable=True),
+    sa.Column("published_at", UTCDateTime(), nullable=True),
+    sa.Column("fetched_at", UTCDateTime(), nullable=True),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=True),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_actors_domain_username", "domain", "username"),
+    sa.Index(
+        "ux_actors_local_username",
+        "username",
+        unique=True,
+        sqlite_where=sa.text("local = 1"),
+        postgresql_where=sa.text("local"),
+    ),
+)
+
+keys = sa.Table(
+    "keys",
+    metadata,
+    sa.Column("key_id", sa.String(2048), primary_key=True),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # rsa | ed25519
+    sa.Column("public_key", sa.Text, nullable=False),  # SPKI PEM
+    _created(),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    _id(),
+    sa.Column("username", sa.String(255), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=True, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=True),
+    _created(),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    _id(),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    _created(),
+    sa.UniqueConstraint("account_id", "actor_id", name="uq_memberships_account_actor"),
+)
+
+follows = sa.Table(
+    "follows",
+    metadata,
+    _id(),
+    sa.Column("follower_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("followee_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | accepted
+    sa.Column("uri", sa.String(2048), nullable=True, index=True),
+    _created(),
+    sa.Column("accepted_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("follower_id", "followee_id", name="uq_follows_pair"),
+)
+
+blocks = sa.Table(
+    "blocks",
+    metadata,
+    _id(),
+    sa.Column("blocker_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("blocked_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("uri", sa.String(2048), nullable=True, index=True),
+    _created(),
+    sa.UniqueConstraint("blocker_id", "blocked_id", name="uq_blocks_pair"),
+)
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    _id(),
+    sa.Column("uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("owner_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("local", sa.Boolean, nullable=False, default=False),
+    _created(),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    _id(),
+    sa.Column("uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("url", sa.String(2048), nullable=True),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("conversation_id", sa.String(26), sa.ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True, index=True),
+    sa.Column("in_reply_to_uri", sa.String(2048), nullable=True, index=True),
+    sa.Column("content_html", sa.Text, nullable=False, default=""),
+    sa.Column("content_text", sa.Text, nullable=False, default=""),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("sensitive", sa.Boolean, nullable=False, default=False),
+    sa.Column("language", sa.String(16), nullable=True),
+    sa.Column("visibility", sa.String(16), nullable=False),  # public | unlisted | followers | direct
+    sa.Column("to_uris", sa.JSON, nullable=False),
+    sa.Column("cc_uris", sa.JSON, nullable=False),
+    sa.Column("mention_uris", sa.JSON, nullable=False),  # actor URIs
+    sa.Column("local", sa.Boolean, nullable=False, default=False),
+    sa.Column("network", sa.String(32), nullable=False, default="activitypub"),
+    sa.Column("remote_id", sa.String(2048), nullable=True),
+    sa.Column("raw", sa.Text, nullable=True),
+    sa.Column("published_at", UTCDateTime(), nullable=False),
+    sa.Column("edited_at", UTCDateTime(), nullable=True),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    _created(),
+)
+
+timeline = sa.Table(
+    "timeline",
+    metadata,
+    _id(),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("reason", sa.String(16), nullable=False),  # addressed | follow | announce
+    sa.Column("via_actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=True),
+    _created(),
+    sa.UniqueConstraint("actor_id", "message_id", name="uq_timeline_actor_message"),
+)
+
+reactions = sa.Table(
+    "reactions",
+    metadata,
+    _id(),
+    sa.Column("uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # like | announce
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("object_uri", sa.String(2048), nullable=False, index=True),
+    sa.Column("content", sa.String(255), nullable=True),  # emoji reaction, if any
+    _created(),
+)
+
+activities = sa.Table(
+    "activities",
+    metadata,
+    _id(),
+    sa.Column("uri", sa.String(2048), nullable=False, unique=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("actor_uri", sa.String(2048), nullable=False, index=True),
+    sa.Column("object_uri", sa.String(2048), nullable=True, index=True),
+    sa.Column("local", sa.Boolean, nullable=False),
+    sa.Column("raw", sa.Text, nullable=False),
+    _created(),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    _id(),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # queued | running | done | failed | gone
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("dedupe_key", sa.String(2200), nullable=True, unique=True),
+    sa.Column("host", sa.String(255), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_try_at", UTCDateTime(), nullable=False),
+    sa.Column("locked_until", UTCDateTime(), nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_jobs_ready", "state", "next_try_at"),
+)
+
+job_attempts = sa.Table(
+    "job_attempts",
+    metadata,
+    _id(),
+    sa.Column("job_id", sa.String(26), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=True),
+    _created(),
+)
+
+inboxes = sa.Table(
+    "inboxes",
+    metadata,
+    sa.Column("uri", sa.String(2048), primary_key=True),
+    sa.Column("gone_at", UTCDateTime(), nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+hosts = sa.Table(
+    "hosts",
+    metadata,
+    sa.Column("host", sa.String(255), primary_key=True),
+    sa.Column("signature_scheme", sa.String(16), nullable=True),  # rfc9421 | cavage
+    sa.Column("software", sa.String(64), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
