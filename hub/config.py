@@ -45,6 +45,8 @@ class Config:
     instance_name: str = "Roundtable"
     instance_description: str = "A conversation hub where customers own their conversations."
     log_level: str = "INFO"
+    access_log: bool = False
+    """Log every HTTP request (a reverse proxy usually does this already)."""
     workers: bool = True
     """Run the job workers inside ``roundtable serve``."""
     worker_concurrency: int = 64

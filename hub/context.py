@@ -1,0 +1,56 @@
+"""The composition root's product: one object holding what a process shares.
+
+A ``Hub`` is built once per process (``roundtable serve``, a worker, a CLI
+command, a test) from the frozen configuration, and passed explicitly. It
+holds no request state. Adapters (federation, later bridges) attach
+themselves at start-up by registering job handlers and setting their slot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hub import crypto
+from hub.config import Config
+from hub.db import Database, create_engine
+from hub.jobs import Registry, Runner, queue
+from hub.uris import Uris
+
+
+@dataclasses.dataclass(eq=False)
+class Hub:
+    cfg: Config
+    db: Database
+    uris: Uris
+    keys: crypto.KeyCache
+    registry: Registry
+    runner: Runner | None = None
+    federation: Any = None
+    """The ActivityPub adapter (``hub.federation.Federation``) once attached."""
+
+    @classmethod
+    def create(cls, cfg: Config) -> Hub:
+        return cls(
+            cfg=cfg,
+            db=Database(create_engine(cfg)),
+            uris=Uris(cfg.base_url),
+            keys=crypto.KeyCache(),
+            registry=Registry(),
+        )
+
+    def make_runner(self, **kwargs) -> Runner:
+        self.runner = Runner(self.cfg, self.db, self.registry, **kwargs)
+        return self.runner
+
+    async def queue(self, rows: list[dict]) -> list[str]:
+        return await queue(self.db, rows, self.runner)
+
+    def wake(self) -> None:
+        if self.runner is not None:
+            self.runner.wake()
+
+    async def close(self) -> None:
+        if self.federation is not None:
+            await self.federation.close()
+        await self.db.dispose()

@@ -1,0 +1,250 @@
+"""The job runner: durable work drained by workers in or beside the web process.
+
+Handlers are registered per kind (``ap.deliver``, ``ap.inbound`` ...) by the
+adapters at start-up. A handler returns a :class:`Outcome` or raises; the
+runner turns that into the next state with the stated retry policy:
+
+* ``done``, ``gone`` and ``failed`` are final;
+* ``retry`` waits for the next step of ``Config.retry_schedule_s`` (with
+  jitter, or the peer's ``Retry-After`` when that is longer) and gives up as
+  ``failed`` when the schedule is exhausted;
+* an exception that is a permanent :class:`HubError` fails the job; any other
+  exception is retried, and logged.
+
+Outcomes are written in batches (one transaction for many jobs) so a fan-out
+of thousands of deliveries does not cost a commit each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from hub.config import Config
+from hub.db import Database
+from hub.errors import FetchError, HubError
+from hub.store import jobs as job_store
+from hub.store.base import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    state: str  # done | retry | failed | gone
+    status: int | None = None
+    error: str | None = None
+    retry_after_s: float | None = None
+
+
+DONE = Outcome("done")
+
+Handler = Callable[[sa.Row], Awaitable[Outcome | None]]
+
+
+class Registry:
+    """Job kinds and their handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, Handler] = {}
+
+    def register(self, kind: str, handler: Handler) -> None:
+        if kind in self.handlers:
+            raise ValueError(f"job kind {kind!r} registered twice")
+        self.handlers[kind] = handler
+
+
+def next_state(cfg: Config, job: sa.Row, outcome: Outcome, *, now: dt.datetime, rng: random.Random) -> dict:
+    """The row update for a job after an attempt (pure: the retry policy in one place)."""
+    state = outcome.state
+    next_try_at = now
+    if state == "retry":
+        schedule = cfg.retry_schedule_s
+        step = job.attempts - 1  # attempts already counts this try
+        if step >= len(schedule):
+            state = "failed"
+        else:
+            wait = schedule[step]
+            wait *= 1 + rng.uniform(-cfg.retry_jitter, cfg.retry_jitter)
+            if outcome.retry_after_s is not None:
+                wait = max(wait, outcome.retry_after_s)
+            next_try_at = now + dt.timedelta(seconds=max(wait, 0.0))
+            state = "queued"
+    error = outcome.error
+    if error and len(error) > 1000:
+        error = error[:1000]
+    return {
+        "id": job.id,
+        "attempts": job.attempts,
+        "state": state,
+        "next_try_at": next_try_at,
+        "last_status": outcome.status,
+        "last_error": error,
+    }
+
+
+def outcome_of_exception(exc: BaseException) -> Outcome:
+    if isinstance(exc, FetchError):
+        return Outcome(
+            "failed" if exc.permanent else "retry",
+            status=exc.status_code,
+            error=str(exc),
+            retry_after_s=exc.retry_after_s,
+        )
+    if isinstance(exc, HubError):
+        return Outcome("failed" if exc.permanent else "retry", error=str(exc))
+    return Outcome("retry", error=f"{type(exc).__name__}: {exc}")
+
+
+class Runner:
+    """Claims ready jobs and runs them with bounded concurrency.
+
+    ``wake()`` makes an idle runner look for work at once (the web process
+    calls it after queueing); otherwise it polls every ``job_poll_s``.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        db: Database,
+        registry: Registry,
+        *,
+        concurrency: int | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.cfg = cfg
+        self.db = db
+        self.registry = registry
+        self.concurrency = concurrency or cfg.worker_concurrency
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._results: list[dict] = []
+        self._results_ready = asyncio.Event()
+        self._inflight: set[asyncio.Task] = set()
+        self._stopping = False
+        self.errors: list[BaseException] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _claim(self, limit: int) -> list[sa.Row]:
+        async with self.db.write() as conn:
+            return await job_store.claim_jobs(
+                conn,
+                now=utcnow(),
+                lease_s=self.cfg.job_lease_s,
+                limit=limit,
+                kinds=tuple(self.registry.handlers),
+            )
+
+    async def _run_one(self, job: sa.Row, *, raise_errors: bool) -> None:
+        handler = self.registry.handlers[job.kind]
+        started = time.monotonic()
+        try:
+            outcome = await handler(job) or DONE
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the policy decides; nothing escapes a worker
+            outcome = outcome_of_exception(exc)
+            if raise_errors:
+                self.errors.append(exc)
+            if not isinstance(exc, HubError):
+                log.exception("job %s (%s) crashed", job.id, job.kind)
+            else:
+                log.info("job %s (%s) failed: %s", job.id, job.kind, exc)
+        result = next_state(self.cfg, job, outcome, now=utcnow(), rng=self.rng)
+        result["duration_ms"] = int((time.monotonic() - started) * 1000)
+        self._results.append(result)
+        self._results_ready.set()
+
+    async def _flush(self) -> None:
+        while self._results:
+            batch, self._results = self._results[:500], self._results[500:]
+            async with self.db.write() as conn:
+                await job_store.finish_jobs(conn, batch)
+
+    async def _writer(self) -> None:
+        while True:
+            await self._results_ready.wait()
+            self._results_ready.clear()
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("could not record job outcomes; retrying")
+                await asyncio.sleep(0.5)
+                self._results_ready.set()
+
+    async def run(self) -> None:
+        """Work until cancelled."""
+        writer = asyncio.create_task(self._writer())
+        try:
+            while not self._stopping:
+                free = self.concurrency - len(self._inflight)
+                claimed: list[sa.Row] = []
+                if free > 0:
+                    try:
+                        claimed = await self._claim(free)
+                    except Exception:
+                        log.exception("could not claim jobs")
+                for job in claimed:
+                    task = asyncio.create_task(self._run_one(job, raise_errors=False))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._done)
+                if claimed and len(claimed) == free:
+                    await asyncio.sleep(0)
+                    continue
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.cfg.job_poll_s)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for task in list(self._inflight):
+                task.cancel()
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("could not record job outcomes at shutdown")
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
+
+    async def drain(self, *, raise_errors: bool = True, max_rounds: int = 1000) -> int:
+        """Run every job that is ready now, and those they queue, until none is.
+
+        For tests and one-shot commands. With ``raise_errors`` the first
+        exception a handler raised is re-raised after the round.
+        """
+        ran = 0
+        for _ in range(max_rounds):
+            claimed = await self._claim(self.concurrency)
+            if not claimed:
+                break
+            await asyncio.gather(*(self._run_one(j, raise_errors=raise_errors) for j in claimed))
+            ran += len(claimed)
+            await self._flush()
+            if raise_errors and self.errors:
+                exc, self.errors = self.errors[0], []
+                raise exc
+        return ran
+
+
+async def queue(db: Database, rows: list[dict], runner: Any = None) -> list[str]:
+    """Queue job rows in their own transaction and wake the local runner."""
+    async with db.write() as conn:
+        ids = await job_store.put_jobs(conn, rows)
+    if runner is not None:
+        runner.wake()
+    return ids

@@ -1,0 +1,244 @@
+"""Durable jobs (queues as tables), their attempts, activities, inboxes and hosts.
+
+A job is claimed by setting ``state='running'`` with a lease
+(``locked_until``); a worker that dies leaves the lease to expire and the job
+is claimed again. Results are written only if the job is still held under
+the same attempt number, so a slow worker cannot overwrite a newer attempt.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from hub.ids import new_id
+from hub.store.base import Conn, insert, insert_ignore, utcnow
+from hub.store.schema import activities, hosts, inboxes, job_attempts, jobs
+
+# --- jobs ----------------------------------------------------------------------------
+
+
+def job_row(
+    kind: str,
+    payload: dict,
+    *,
+    dedupe_key: str | None = None,
+    host: str | None = None,
+    state: str = "queued",
+    next_try_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> dict:
+    now = now or utcnow()
+    return {
+        "id": new_id(),
+        "kind": kind,
+        "state": state,
+        "payload": payload,
+        "dedupe_key": dedupe_key,
+        "host": host,
+        "attempts": 0,
+        "next_try_at": next_try_at or now,
+        "locked_until": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def put_jobs(conn: Conn, rows: list[dict]) -> list[str]:
+    """Queue jobs; rows whose ``dedupe_key`` already exists are skipped. Returns new ids."""
+    return await insert_ignore(conn, jobs, rows, returning=jobs.c.id)
+
+
+async def claim_jobs(
+    conn: Conn, *, now: dt.datetime, lease_s: float, limit: int, kinds: tuple[str, ...] | None = None
+) -> list[sa.Row]:
+    ready = sa.or_(
+        sa.and_(jobs.c.state == "queued", jobs.c.next_try_at <= now),
+        sa.and_(jobs.c.state == "running", jobs.c.locked_until < now),
+    )
+    sub = sa.select(jobs.c.id).where(ready)
+    if kinds:
+        sub = sub.where(jobs.c.kind.in_(kinds))
+    sub = sub.order_by(jobs.c.next_try_at).limit(limit)
+    if conn.dialect.name == "postgresql":
+        sub = sub.with_for_update(skip_locked=True)
+    stmt = (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(sub.scalar_subquery()))
+        .values(
+            state="running",
+            locked_until=now + dt.timedelta(seconds=lease_s),
+            attempts=jobs.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*jobs.c)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def finish_jobs(conn: Conn, results: list[dict]) -> None:
+    """Record outcomes: dicts with id, attempts, state, next_try_at, last_status, last_error."""
+    if not results:
+        return
+    now = utcnow()
+    stmt = (
+        sa.update(jobs)
+        .where(jobs.c.id == sa.bindparam("b_id"), jobs.c.attempts == sa.bindparam("b_attempts"))
+        .values(
+            state=sa.bindparam("b_state"),
+            next_try_at=sa.bindparam("b_next_try_at"),
+            last_status=sa.bindparam("b_last_status"),
+            last_error=sa.bindparam("b_last_error"),
+            locked_until=None,
+            updated_at=now,
+        )
+    )
+    await conn.execute(
+        stmt,
+        [
+            {
+                "b_id": r["id"],
+                "b_attempts": r["attempts"],
+                "b_state": r["state"],
+                "b_next_try_at": r["next_try_at"],
+                "b_last_status": r.get("last_status"),
+                "b_last_error": r.get("last_error"),
+            }
+            for r in results
+        ],
+    )
+    attempts = [
+        {
+            "id": new_id(),
+            "job_id": r["id"],
+            "attempt": r["attempts"],
+            "status_code": r.get("last_status"),
+            "error": r.get("last_error"),
+            "duration_ms": r.get("duration_ms"),
+            "created_at": now,
+        }
+        for r in results
+        if r.get("record_attempt", True)
+    ]
+    if attempts:
+        await conn.execute(sa.insert(job_attempts), attempts)
+
+
+async def get_job(conn: Conn, job_id: str) -> sa.Row | None:
+    return (await conn.execute(sa.select(jobs).where(jobs.c.id == job_id))).first()
+
+
+async def get_job_by_dedupe_key(conn: Conn, key: str) -> sa.Row | None:
+    return (await conn.execute(sa.select(jobs).where(jobs.c.dedupe_key == key))).first()
+
+
+async def list_job_attempts(conn: Conn, job_id: str) -> list[sa.Row]:
+    stmt = sa.select(job_attempts).where(job_attempts.c.job_id == job_id).order_by(job_attempts.c.attempt)
+    return list((await conn.execute(stmt)).all())
+
+
+async def count_jobs(conn: Conn, *, states: tuple[str, ...] = ("queued", "running"), kind: str | None = None) -> int:
+    stmt = sa.select(sa.func.count()).select_from(jobs).where(jobs.c.state.in_(states))
+    if kind:
+        stmt = stmt.where(jobs.c.kind == kind)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def next_job_due(conn: Conn) -> dt.datetime | None:
+    stmt = sa.select(sa.func.min(jobs.c.next_try_at)).where(jobs.c.state == "queued")
+    value = (await conn.execute(stmt)).scalar_one()
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+async def list_deliveries(conn: Conn, activity_id: str) -> list[sa.Row]:
+    """The ``ap.deliver`` jobs of one activity: its per-inbox delivery state."""
+    stmt = (
+        sa.select(jobs)
+        .where(jobs.c.kind == "ap.deliver", jobs.c.dedupe_key.like(f"ap.deliver:{activity_id}:%"))
+        .order_by(jobs.c.id)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+# --- activities -------------------------------------------------------------------------
+
+
+async def put_activity(conn: Conn, values: dict) -> bool:
+    """Store an activity once; False if its URI is already stored (a replay)."""
+    stmt = insert(conn, activities).values(created_at=utcnow(), **values).on_conflict_do_nothing()
+    return (await conn.execute(stmt)).rowcount == 1
+
+
+async def get_activity_by_id(conn: Conn, activity_id: str) -> sa.Row | None:
+    return (await conn.execute(sa.select(activities).where(activities.c.id == activity_id))).first()
+
+
+async def get_activity_by_uri(conn: Conn, uri: str) -> sa.Row | None:
+    return (await conn.execute(sa.select(activities).where(activities.c.uri == uri))).first()
+
+
+async def get_local_activity_for(conn: Conn, *, type: str, actor_uri: str, object_uri: str) -> sa.Row | None:
+    stmt = (
+        sa.select(activities)
+        .where(
+            activities.c.type == type,
+            activities.c.actor_uri == actor_uri,
+            activities.c.object_uri == object_uri,
+            activities.c.local.is_(True),
+        )
+        .order_by(activities.c.id.desc())
+    )
+    return (await conn.execute(stmt)).first()
+
+
+async def list_activity_ids_for_object(conn: Conn, object_uri: str) -> list[str]:
+    stmt = (
+        sa.select(activities.c.id)
+        .where(activities.c.object_uri == object_uri, activities.c.local.is_(True))
+        .order_by(activities.c.id)
+    )
+    return [r[0] for r in await conn.execute(stmt)]
+
+
+async def count_activities(conn: Conn) -> int:
+    return int((await conn.execute(sa.select(sa.func.count()).select_from(activities))).scalar_one())
+
+
+# --- inboxes and hosts ------------------------------------------------------------------
+
+
+async def mark_inbox_gone(conn: Conn, uri: str, status: int) -> None:
+    now = utcnow()
+    stmt = insert(conn, inboxes).values(uri=uri, gone_at=now, last_status=status, updated_at=now)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[inboxes.c.uri], set_={"gone_at": now, "last_status": status, "updated_at": now}
+        )
+    )
+
+
+async def clear_inbox_gone(conn: Conn, uris: list[str]) -> None:
+    if uris:
+        await conn.execute(sa.delete(inboxes).where(inboxes.c.uri.in_(uris)))
+
+
+async def list_gone_inboxes(conn: Conn, uris: list[str]) -> set[str]:
+    if not uris:
+        return set()
+    stmt = sa.select(inboxes.c.uri).where(inboxes.c.uri.in_(uris), inboxes.c.gone_at.is_not(None))
+    return {r[0] for r in await conn.execute(stmt)}
+
+
+async def get_host(conn: Conn, host: str) -> sa.Row | None:
+    return (await conn.execute(sa.select(hosts).where(hosts.c.host == host))).first()
+
+
+async def put_host(conn: Conn, host: str, **values) -> None:
+    now = utcnow()
+    stmt = insert(conn, hosts).values(host=host, updated_at=now, **values)
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=[hosts.c.host], set_={**values, "updated_at": now})
+    )

@@ -1,0 +1,127 @@
+"""Server-rendered pages (jinja2) and what every page shares.
+
+Templates live in ``web/templates`` and static files in ``web/static`` at the
+top of the repository (``hub/_web`` in an installed wheel). Pages never load
+anything from another origin.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import jinja2
+import sqlalchemy as sa
+from aiohttp import web
+
+from hub import __version__
+from hub.context import Hub
+from hub.store import messages as msg_store, social
+
+HUB_KEY = web.AppKey("hub", Hub)
+JINJA_KEY = web.AppKey("jinja", jinja2.Environment)
+
+AP_TYPES = ("application/activity+json", "application/ld+json", "application/json")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def web_dir() -> Path:
+    here = Path(__file__).parent
+    for candidate in (here / "_web", here.parent / "web"):
+        if (candidate / "templates").is_dir():
+            return candidate
+    raise RuntimeError("web assets not found (expected web/templates next to the hub package)")
+
+
+def make_jinja() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(web_dir() / "templates")),
+        autoescape=jinja2.select_autoescape(["html"]),
+        enable_async=False,
+    )
+    env.filters["datetime"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if isinstance(d, dt.datetime) else ""
+    env.globals["version"] = __version__
+    return env
+
+
+def wants_activity_json(request: web.Request) -> bool:
+    """Content negotiation between ActivityStreams JSON and HTML (HTML by default)."""
+    accept = request.headers.get("Accept", "")
+    if not accept:
+        return False
+    ap_q = html_q = 0.0
+    for part in accept.split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        media = media.lower()
+        q = 1.0
+        for param in params:
+            if param.lower().startswith("q="):
+                try:
+                    q = float(param[2:])
+                except ValueError:
+                    q = 0.0
+        if media in AP_TYPES:
+            ap_q = max(ap_q, q)
+        elif media in HTML_TYPES or media in ("*/*", "text/*"):
+            html_q = max(html_q, q if media in HTML_TYPES else q * 0.99)
+    return ap_q > 0 and ap_q >= html_q
+
+
+def render(request: web.Request, template: str, *, status: int = 200, **context) -> web.Response:
+    hub = request.app[HUB_KEY]
+    env = request.app[JINJA_KEY]
+    html = env.get_template(template).render(cfg=hub.cfg, **context)
+    resp = web.Response(text=html, content_type="text/html", status=status)
+    resp.headers["Vary"] = "Accept"
+    return resp
+
+
+async def profile_page(request: web.Request, actor: sa.Row) -> web.Response:
+    hub = request.app[HUB_KEY]
+    async with hub.db.read() as conn:
+        notes = await msg_store.list_messages_by_actor(conn, actor.id, visibilities=("public",), limit=20)
+        followers = await social.count_follows(conn, actor.id, followers=True)
+        following = await social.count_follows(conn, actor.id, followers=False)
+    return render(
+        request,
+        "profile.html",
+        actor=actor,
+        handle=f"@{actor.username}@{hub.cfg.domain}",
+        notes=notes,
+        followers=followers,
+        following=following,
+    )
+
+
+async def note_page(request: web.Request, message: sa.Row, author: sa.Row) -> web.Response:
+    hub = request.app[HUB_KEY]
+    return render(request, "note.html", message=message, author=author, handle=f"@{author.username}@{hub.cfg.domain}")
+
+
+async def index(request: web.Request) -> web.Response:
+    hub = request.app[HUB_KEY]
+    from hub.store import actors as actor_store
+
+    async with hub.db.read() as conn:
+        local = [a for a in await actor_store.list_local_actors(conn) if a.discoverable]
+    return render(request, "index.html", actors=local)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "version": __version__})
+
+
+@web.middleware
+async def static_cache(request: web.Request, handler):
+    resp = await handler(request)
+    if request.path.startswith("/static/") and resp.status == 200:
+        resp.headers.setdefault("Cache-Control", "public, max-age=86400")
+    return resp
+
+
+def setup(app: web.Application, hub: Hub) -> None:
+    app[HUB_KEY] = hub
+    app[JINJA_KEY] = make_jinja()
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_static("/static/", str(web_dir() / "static"), append_version=False)
