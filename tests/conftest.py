@@ -38,6 +38,14 @@ async def remote():
 
 
 @pytest.fixture
+async def remote2():
+    """A second peer, on another origin."""
+    r = await FakeRemote().start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
 async def session():
     async with aiohttp.ClientSession() as s:
         yield s

@@ -216,8 +216,9 @@ class RemoteActor:
     def inbox(self) -> str:
         return self.doc["inbox"]
 
-    def sign(self, url: str, body: bytes | None, *, shape: str = "mastodon-4.4-post", **kw) -> dict[str, str]:
-        return sign_like(SHAPES[shape], self.key, url=url, body=body, key_id=self.key_id, **kw)
+    def sign(self, url: str, body: bytes | None, *, shape: str = "mastodon-4.4-post", key: KeyPair | None = None,
+             **kw) -> dict[str, str]:
+        return sign_like(SHAPES[shape], key or self.key, url=url, body=body, key_id=self.key_id, **kw)
 
 
 class FakeRemote:

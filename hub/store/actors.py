@@ -82,10 +82,11 @@ async def upsert_remote_actor(conn: Conn, values: dict, actor_keys: list[dict]) 
         if existing.local:
             raise ValueError("refusing to overwrite a local actor with a remote document")
         actor_id = existing.id
+        changes = {k: v for k, v in values.items() if k != "id"}
         await conn.execute(
             sa.update(actors)
             .where(actors.c.id == actor_id)
-            .values(**values, fetched_at=now, updated_at=now, deleted_at=None)
+            .values(**changes, fetched_at=now, updated_at=now, deleted_at=None)
         )
     else:
         actor_id = values["id"]

@@ -1,0 +1,344 @@
+"""The inbox over real HTTP: what is accepted, what is refused and why, and
+what accepted activities do once their jobs run. Peers are FakeRemote
+servers speaking in the shapes of Mastodon, GoToSocial, Misskey, Akkoma and
+Fedify (see tests/helpers.py)."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from hub import actors, outbox
+from hub.federation import discovery
+from hub.store import messages as msg_store, social
+from tests.helpers import PUBLIC, KeyPair, load_fixture, post_signed
+
+STYLES = [
+    ("mastodon", "mastodon-4.4-post"),
+    ("mastodon", "mastodon-rfc9421-post"),
+    ("gotosocial", "gotosocial-post"),
+    ("misskey", "misskey-post"),
+    ("akkoma", "akkoma-post"),
+    ("pleroma_pkcs1", "pleroma-no-algorithm"),
+    ("fedify", "fedify-cavage-post"),
+    ("fedify", "fedify-rfc9421-post"),
+]
+
+
+async def counts(hub) -> dict:
+    async with hub.db.read() as conn:
+        out = {}
+        for table in ("activities", "jobs", "messages", "follows", "timeline", "actors"):
+            out[table] = (await conn.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one()
+        return out
+
+
+@pytest.fixture
+async def acme(served_hub):
+    return await actors.create_local_actor(served_hub, "acme", kind="organization", name="Acme")
+
+
+def inbox_url(hub, username: str | None = None) -> str:
+    return hub.uris.inbox(username) if username else hub.uris.shared_inbox()
+
+
+def note_activity(actor, *, to, cc=(), text="hello", note_id=None, in_reply_to=None, context=None):
+    note_id = note_id or f"{actor.uri}/statuses/{time.monotonic_ns()}"
+    note = {"id": note_id, "type": "Note", "attributedTo": actor.uri, "content": f"<p>{text}</p>",
+            "to": list(to), "cc": list(cc), "published": "2026-11-20T10:00:00Z", "inReplyTo": in_reply_to}
+    if context:
+        note["context"] = context
+    return {"@context": "https://www.w3.org/ns/activitystreams", "id": note_id + "/activity", "type": "Create",
+            "actor": actor.uri, "to": list(to), "cc": list(cc), "object": note}
+
+
+async def test_follow_is_accepted_and_answered_with_an_embedded_follow(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    follow = {"@context": "https://www.w3.org/ns/activitystreams", "id": f"{remote.base}/f/1", "type": "Follow",
+              "actor": zoe.uri, "object": acme.uri}
+    status, _ = await post_signed(session, inbox_url(served_hub, "acme"), follow, zoe)
+    assert status == 202
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        assert await social.count_follows(conn, acme.id, followers=True) == 1
+    accept = [r for r in remote.received if r["json"]["type"] == "Accept"]
+    assert len(accept) == 1
+    body = accept[0]["json"]
+    assert body["actor"] == acme.uri and body["id"].startswith(served_hub.cfg.base_url)
+    assert body["object"] == {"id": f"{remote.base}/f/1", "type": "Follow", "actor": zoe.uri, "object": acme.uri}
+
+
+@pytest.mark.parametrize(("style", "shape"), STYLES)
+async def test_each_servers_create_is_accepted_and_lands_in_the_timeline(served_hub, remote, session, acme, style, shape):
+    zoe = remote.add_actor("zoe", style)
+    activity = note_activity(zoe, to=[acme.uri], text=f"hi from {style}")
+    status, text = await post_signed(session, inbox_url(served_hub), activity, zoe, shape=shape)
+    assert status == 202, text
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        entries = await msg_store.list_timeline(conn, acme.id, limit=10)
+    assert [e.content_text for e in entries] == [f"hi from {style}"]
+    assert entries[0].visibility == "direct"
+    # JSON-LD is plain JSON here: no @context document was ever fetched.
+    assert not [p for m, p in remote.requests if "schemas" in p or "litepub" in p]
+
+
+@pytest.mark.parametrize("fixture", ["mastodon_public", "gotosocial_followers", "akkoma_reply", "fedify_note"])
+async def test_fixture_notes_from_followed_actors_arrive(served_hub, remote, session, acme, fixture):
+    style = {"mastodon_public": "mastodon", "gotosocial_followers": "gotosocial", "akkoma_reply": "akkoma",
+             "fedify_note": "fedify"}[fixture]
+    zoe = remote.add_actor("zoe", style)
+    zoe_row = await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    async with served_hub.db.write() as conn:
+        await social.put_follow(conn, follower_id=acme.id, followee_id=zoe_row.id, state="accepted", uri=None)
+    activity = load_fixture(f"notes/{fixture}.json", base=remote.base, username="zoe", host=remote.host,
+                            target=acme.uri, object=f"{served_hub.cfg.base_url}/m/01aaaaaaaaaaaaaaaaaaaaaaaa")
+    status, text = await post_signed(session, inbox_url(served_hub), activity, zoe)
+    assert status == 202, text
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        entries = await msg_store.list_timeline(conn, acme.id, limit=10)
+    assert [e.uri for e in entries] == [activity["object"]["id"]]
+
+
+async def test_replay_is_accepted_and_changes_nothing(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    activity = note_activity(zoe, to=[acme.uri])
+    assert (await post_signed(session, inbox_url(served_hub), activity, zoe))[0] == 202
+    await served_hub.runner.drain()
+    before = await counts(served_hub)
+    for _ in range(3):
+        assert (await post_signed(session, inbox_url(served_hub), activity, zoe))[0] == 202
+    await served_hub.runner.drain()
+    assert await counts(served_hub) == before
+
+
+def _stale_date() -> str:
+    return email.utils.formatdate(time.time() - 13 * 3600, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "reason"),
+    [
+        ("unsigned", 401, "not signed"),
+        ("forged", 401, "does not verify"),
+        ("stale", 401, "too old"),
+        ("wrong_digest", 401, "Digest does not match"),
+        ("not_json", 400, "not valid JSON"),
+        ("not_activity", 400, "not an activity"),
+        ("other_actor", 401, "signer is not"),
+        ("oversized", 413, "larger than"),
+        ("oversized_unsigned", 413, "larger than"),
+    ],
+)
+async def test_bad_requests_are_refused_and_store_nothing(served_hub, remote, remote2, session, acme, case, status, reason):
+    zoe = remote.add_actor("zoe")
+    other = remote2.add_actor("mallory", "gotosocial")  # another origin
+    await discovery.fetch_actor(served_hub.federation, zoe.uri)  # a known actor, so key checks are real
+    activity = note_activity(zoe, to=[acme.uri])
+    body = json.dumps(activity).encode()
+    url = inbox_url(served_hub)
+    before = await counts(served_hub)
+    kwargs: dict = {}
+    if case == "unsigned":
+        async with session.post(url, data=body, headers={"Content-Type": "application/activity+json"}) as resp:
+            got, text = resp.status, await resp.text()
+    elif case == "forged":
+        # zoe's key id, signed with a key that is not the one zoe publishes
+        got, text = await post_signed(session, url, activity, zoe, key=KeyPair())
+    elif case == "stale":
+        got, text = await post_signed(session, url, activity, zoe, date=_stale_date())
+    elif case == "wrong_digest":
+        hdrs = zoe.sign(url, body)
+        hdrs.pop("Host")
+        hdrs.pop("Content-Length")
+        async with session.post(url, data=body.replace(b"hello", b"HELLO"), headers=hdrs) as resp:
+            got, text = resp.status, await resp.text()
+    elif case == "not_json":
+        got, text = await post_signed(session, url, None, zoe, body=b"{not json")
+    elif case == "not_activity":
+        got, text = await post_signed(session, url, None, zoe, body=b'["a list"]')
+    elif case == "other_actor":
+        forged = note_activity(other, to=[acme.uri])
+        got, text = await post_signed(session, url, forged, zoe)  # zoe signs an activity of mallory's, on another server
+    else:
+        big = json.dumps(dict(activity, padding="x" * (served_hub.cfg.max_inbox_body + 10))).encode()
+        if case == "oversized":
+            got, text = await post_signed(session, url, None, zoe, body=big)
+        else:
+            async with session.post(url, data=big) as resp:
+                got, text = resp.status, await resp.text()
+    assert got == status, text
+    assert reason in json.loads(text)["error"]
+    await served_hub.runner.drain()
+    assert await counts(served_hub) == before, kwargs
+
+
+async def test_delete_from_unknown_actor_is_dropped_without_fetching_its_key(served_hub, remote, session, acme):
+    ghost = remote.add_actor("ghost")
+    remote.gone.add(ghost.uri)
+    delete = {"@context": "https://www.w3.org/ns/activitystreams", "id": ghost.uri + "#delete", "type": "Delete",
+              "actor": ghost.uri, "object": ghost.uri, "to": [PUBLIC]}
+    before = await counts(served_hub)
+    status, _ = await post_signed(session, inbox_url(served_hub), delete, ghost)
+    assert status == 202
+    assert remote.requests == []  # no key fetch, no actor fetch
+    assert await counts(served_hub) == before
+
+
+async def test_key_rotation_refetches_the_key_once(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    zoe.key = KeyPair()  # rotated at the origin; our cache holds the old key
+    status, text = await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe)
+    assert status == 202, text
+    assert ("GET", "/users/zoe") in remote.requests
+
+
+async def test_gotosocial_key_stub_leads_to_the_full_actor(served_hub, remote, session, acme):
+    gts = remote.add_actor("gina", "gotosocial")
+    status, text = await post_signed(session, inbox_url(served_hub), note_activity(gts, to=[acme.uri]), gts, shape="gotosocial-post")
+    assert status == 202, text
+    assert ("GET", "/users/gina/main-key") in remote.requests and ("GET", "/users/gina") in remote.requests
+
+
+async def test_personal_inbox_of_unknown_actor_is_404(served_hub, remote, session):
+    zoe = remote.add_actor("zoe")
+    status, text = await post_signed(session, served_hub.uris.inbox("nobody"), note_activity(zoe, to=[]), zoe)
+    assert status == 404
+
+
+async def test_shared_inbox_reaches_only_addressed_actors_and_followers(served_hub, remote, session, acme):
+    alice = await actors.create_local_actor(served_hub, "alice", kind="person")
+    carol = await actors.create_local_actor(served_hub, "carol", kind="person")
+    zoe = remote.add_actor("zoe")
+    zoe_row = await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    async with served_hub.db.write() as conn:
+        await social.put_follow(conn, follower_id=alice.id, followee_id=zoe_row.id, state="accepted", uri=None)
+    followers_only = note_activity(zoe, to=[zoe.doc["followers"]], text="for followers")
+    direct = note_activity(zoe, to=[acme.uri], text="for acme")
+    public_unaddressed = note_activity(zoe, to=[PUBLIC], text="to the world")
+    for activity in (followers_only, direct, public_unaddressed):
+        assert (await post_signed(session, inbox_url(served_hub), activity, zoe))[0] == 202
+    await served_hub.runner.drain()
+
+    async def texts(actor):
+        async with served_hub.db.read() as conn:
+            return sorted(e.content_text for e in await msg_store.list_timeline(conn, actor.id, limit=10))
+
+    assert await texts(alice) == ["for followers"]
+    assert await texts(acme) == ["for acme"]
+    assert await texts(carol) == []
+
+
+async def test_update_and_delete_of_a_note_apply_only_from_its_author(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    mallory = remote.add_actor("mallory")
+    create = note_activity(zoe, to=[acme.uri], text="first")
+    note = create["object"]
+    assert (await post_signed(session, inbox_url(served_hub), create, zoe))[0] == 202
+    await served_hub.runner.drain()
+    hijack = {"id": mallory.uri + "#u1", "type": "Update", "actor": mallory.uri,
+              "object": dict(note, content="<p>hijacked</p>", updated="2026-11-21T00:00:00Z")}
+    assert (await post_signed(session, inbox_url(served_hub), hijack, mallory))[0] == 202
+    update = {"id": zoe.uri + "#u1", "type": "Update", "actor": zoe.uri,
+              "object": dict(note, content="<p>second</p>", updated="2026-11-21T00:00:00Z")}
+    assert (await post_signed(session, inbox_url(served_hub), update, zoe))[0] == 202
+    await served_hub.runner.drain(raise_errors=False)
+    async with served_hub.db.read() as conn:
+        msg = await msg_store.get_message_by_uri(conn, note["id"])
+    assert msg.content_text == "second" and msg.edited_at is not None
+    stale = {"id": zoe.uri + "#u0", "type": "Update", "actor": zoe.uri,
+             "object": dict(note, content="<p>older</p>", updated="2026-11-20T12:00:00Z")}
+    assert (await post_signed(session, inbox_url(served_hub), stale, zoe))[0] == 202
+    delete = {"id": zoe.uri + "#d", "type": "Delete", "actor": zoe.uri, "object": {"id": note["id"], "type": "Tombstone"}}
+    assert (await post_signed(session, inbox_url(served_hub), delete, zoe))[0] == 202
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        msg = await msg_store.get_message_by_uri(conn, note["id"])
+        assert msg.deleted_at is not None and msg.content_text == ""
+        assert await msg_store.list_timeline(conn, acme.id, limit=10) == []
+
+
+async def test_update_of_actor_refreshes_the_cached_profile_and_key(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    new_doc = zoe.doc
+    new_key = KeyPair()
+    new_doc["name"] = "Zoe Renamed"
+    new_doc["publicKey"]["publicKeyPem"] = new_key.public_pem
+    update = {"id": zoe.uri + "#updates/1", "type": "Update", "actor": zoe.uri, "to": [PUBLIC], "object": new_doc}
+    assert (await post_signed(session, inbox_url(served_hub), update, zoe))[0] == 202
+    await served_hub.runner.drain()
+    remote.requests.clear()
+    zoe.key = new_key
+    assert (await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe))[0] == 202
+    assert remote.requests == []  # the new key was already known
+    row = await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    assert row.name == "Zoe Renamed"
+
+
+async def test_delete_of_known_actor_removes_its_follows_and_notes(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    follow = {"id": f"{remote.base}/f/9", "type": "Follow", "actor": zoe.uri, "object": acme.uri}
+    assert (await post_signed(session, inbox_url(served_hub, "acme"), follow, zoe))[0] == 202
+    assert (await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe))[0] == 202
+    await served_hub.runner.drain()
+    delete = {"id": zoe.uri + "#delete", "type": "Delete", "actor": zoe.uri, "object": zoe.uri, "to": [PUBLIC]}
+    assert (await post_signed(session, inbox_url(served_hub), delete, zoe))[0] == 202
+    remote.gone.add(zoe.uri)  # the origin now answers 410 for the account
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        assert await social.count_follows(conn, acme.id, followers=True) == 0
+        assert await msg_store.list_timeline(conn, acme.id, limit=10) == []
+    # and its later requests are refused: the key is gone with it
+    status, _ = await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe)
+    assert status == 401
+
+
+async def test_likes_boosts_and_their_undo_are_recorded(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe", "misskey")
+    note = await outbox.post_note(served_hub, acme, "a public note")
+    like = {"id": f"{remote.base}/likes/1", "type": "Like", "actor": zoe.uri, "object": note.uri,
+            "content": "👍", "_misskey_reaction": "👍"}
+    boost = {"id": f"{remote.base}/notes/b1/activity", "type": "Announce", "actor": zoe.uri, "object": note.uri,
+             "to": [PUBLIC], "cc": [acme.uri]}
+    for act in (like, boost):
+        assert (await post_signed(session, inbox_url(served_hub), act, zoe, shape="misskey-post"))[0] == 202
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        assert await social.count_reactions(conn, note.uri, "like") == 1
+        assert await social.count_reactions(conn, note.uri, "announce") == 1
+    undo = {"id": f"{remote.base}/likes/1/undo", "type": "Undo", "actor": zoe.uri, "object": like}
+    undo_boost = {"id": f"{remote.base}/b1/undo", "type": "Undo", "actor": zoe.uri, "object": boost["id"]}
+    for act in (undo, undo_boost):
+        assert (await post_signed(session, inbox_url(served_hub), act, zoe, shape="misskey-post"))[0] == 202
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        assert await social.count_reactions(conn, note.uri, "like") == 0
+        assert await social.count_reactions(conn, note.uri, "announce") == 0
+
+
+async def test_remote_block_ends_follows_and_stops_our_deliveries(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    follow = {"id": f"{remote.base}/f/2", "type": "Follow", "actor": zoe.uri, "object": acme.uri}
+    assert (await post_signed(session, inbox_url(served_hub, "acme"), follow, zoe))[0] == 202
+    await served_hub.runner.drain()
+    block = {"id": f"{remote.base}/blocks/1", "type": "Block", "actor": zoe.uri, "object": acme.uri}
+    assert (await post_signed(session, inbox_url(served_hub, "acme"), block, zoe))[0] == 202
+    await served_hub.runner.drain()
+    remote.received.clear()
+    await outbox.post_note(served_hub, acme, "after the block")
+    await served_hub.runner.drain()
+    assert remote.received == []
+    # a follow from a blocker is rejected, not recorded
+    follow2 = {"id": f"{remote.base}/f/3", "type": "Follow", "actor": zoe.uri, "object": acme.uri}
+    assert (await post_signed(session, inbox_url(served_hub, "acme"), follow2, zoe))[0] == 202
+    await served_hub.runner.drain()
+    assert [r["json"]["type"] for r in remote.received] == ["Reject"]
+    async with served_hub.db.read() as conn:
+        assert await social.count_follows(conn, acme.id, followers=True) == 0
