@@ -1,0 +1,28 @@
+"""Migrations build exactly the schema the store's queries describe, and run twice safely."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from hub.db import create_engine, migrate
+from hub.store.schema import metadata
+from tests.helpers import make_config
+
+
+async def test_migrated_database_matches_the_schema_and_reruns_are_noops(tmp_path):
+    engine = create_engine(make_config(tmp_path))
+    try:
+        assert await migrate(engine) == ["0001"]
+        assert await migrate(engine) == []
+
+        def diff(conn):
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            return compare_metadata(ctx, metadata)
+
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+            mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar_one()
+        assert mode == "wal"
+    finally:
+        await engine.dispose()
