@@ -59,8 +59,9 @@ class Config:
     """Each wait is spread by up to this fraction, so retries do not stampede."""
     job_poll_s: float = 1.0
     """How often idle workers look for new jobs."""
-    job_lease_s: float = 120.0
-    """A claimed job not finished in this time is taken again (crash recovery)."""
+    job_lease_s: float = 30.0
+    """A running job's lease; workers renew it while they work, so a job whose
+    worker died is taken again this long after the death (crash recovery)."""
     http_timeout_s: float = 15.0
     max_inbox_body: int = 1_048_576
     """Inbound activity bodies over this many bytes get 413."""

@@ -18,6 +18,7 @@ of thousands of deliveries does not cost a commit each.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime as dt
 import logging
@@ -107,8 +108,12 @@ def outcome_of_exception(exc: BaseException) -> Outcome:
 class Runner:
     """Claims ready jobs and runs them with bounded concurrency.
 
-    ``wake()`` makes an idle runner look for work at once (the web process
-    calls it after queueing); otherwise it polls every ``job_poll_s``.
+    At most ``worker_concurrency`` jobs run at once, and at most
+    ``per_host_concurrency`` for one remote host (jobs carry their host);
+    a host at its limit is left out of the next claim, so one slow peer
+    cannot take every worker. Leases of running jobs are renewed while they
+    run. ``wake()`` makes an idle runner look for work at once (the web
+    process calls it after queueing); otherwise it polls every ``job_poll_s``.
     """
 
     def __init__(
@@ -128,12 +133,17 @@ class Runner:
         self._wake = asyncio.Event()
         self._results: list[dict] = []
         self._results_ready = asyncio.Event()
-        self._inflight: set[asyncio.Task] = set()
-        self._stopping = False
+        self._inflight: dict[asyncio.Task, sa.Row] = {}
+        self._hosts: collections.Counter[str] = collections.Counter()
+        self._host_limits: dict[str, asyncio.Semaphore] = {}
         self.errors: list[BaseException] = []
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _busy_hosts(self) -> list[str]:
+        limit = self.cfg.per_host_concurrency
+        return [h for h, n in self._hosts.items() if n >= limit]
 
     async def _claim(self, limit: int) -> list[sa.Row]:
         async with self.db.write() as conn:
@@ -143,9 +153,40 @@ class Runner:
                 lease_s=self.cfg.job_lease_s,
                 limit=limit,
                 kinds=tuple(self.registry.handlers),
+                exclude_hosts=self._busy_hosts(),
             )
 
+    def _start(self, job: sa.Row, *, raise_errors: bool) -> asyncio.Task:
+        # Count the host as busy from the moment of the claim, so the next
+        # claim already leaves a saturated host out.
+        if job.host:
+            self._hosts[job.host] += 1
+        task = asyncio.create_task(self._run_one(job, raise_errors=raise_errors))
+        self._inflight[task] = job
+        task.add_done_callback(self._done)
+        return task
+
     async def _run_one(self, job: sa.Row, *, raise_errors: bool) -> None:
+        host = job.host
+        if host:
+            sem = self._host_limits.setdefault(host, asyncio.Semaphore(self.cfg.per_host_concurrency))
+        try:
+            if host:
+                async with sem:
+                    result = await self._attempt(job, raise_errors=raise_errors)
+            else:
+                result = await self._attempt(job, raise_errors=raise_errors)
+        finally:
+            if host:
+                self._hosts[host] -= 1
+                if self._hosts[host] <= 0:
+                    del self._hosts[host]
+                    if not sem.locked():
+                        self._host_limits.pop(host, None)
+        self._results.append(result)
+        self._results_ready.set()
+
+    async def _attempt(self, job: sa.Row, *, raise_errors: bool) -> dict:
         handler = self.registry.handlers[job.kind]
         started = time.monotonic()
         try:
@@ -162,8 +203,7 @@ class Runner:
                 log.info("job %s (%s) failed: %s", job.id, job.kind, exc)
         result = next_state(self.cfg, job, outcome, now=utcnow(), rng=self.rng)
         result["duration_ms"] = int((time.monotonic() - started) * 1000)
-        self._results.append(result)
-        self._results_ready.set()
+        return result
 
     async def _flush(self) -> None:
         while self._results:
@@ -182,11 +222,25 @@ class Runner:
                 await asyncio.sleep(0.5)
                 self._results_ready.set()
 
+    async def _heartbeat(self) -> None:
+        interval = max(self.cfg.job_lease_s / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            ids = [job.id for job in self._inflight.values()]
+            if not ids:
+                continue
+            until = utcnow() + dt.timedelta(seconds=self.cfg.job_lease_s)
+            try:
+                async with self.db.write() as conn:
+                    await job_store.extend_leases(conn, ids, until=until)
+            except Exception:
+                log.exception("could not renew job leases")
+
     async def run(self) -> None:
         """Work until cancelled."""
-        writer = asyncio.create_task(self._writer())
+        helpers = [asyncio.create_task(self._writer()), asyncio.create_task(self._heartbeat())]
         try:
-            while not self._stopping:
+            while True:
                 free = self.concurrency - len(self._inflight)
                 claimed: list[sa.Row] = []
                 if free > 0:
@@ -195,9 +249,7 @@ class Runner:
                     except Exception:
                         log.exception("could not claim jobs")
                 for job in claimed:
-                    task = asyncio.create_task(self._run_one(job, raise_errors=False))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._done)
+                    self._start(job, raise_errors=False)
                 if claimed and len(claimed) == free:
                     await asyncio.sleep(0)
                     continue
@@ -210,15 +262,16 @@ class Runner:
             for task in list(self._inflight):
                 task.cancel()
             await asyncio.gather(*self._inflight, return_exceptions=True)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             try:
                 await self._flush()
             except Exception:
                 log.exception("could not record job outcomes at shutdown")
 
     def _done(self, task: asyncio.Task) -> None:
-        self._inflight.discard(task)
+        self._inflight.pop(task, None)
         self._wake.set()
 
     async def drain(self, *, raise_errors: bool = True, max_rounds: int = 1000) -> int:
@@ -232,7 +285,7 @@ class Runner:
             claimed = await self._claim(self.concurrency)
             if not claimed:
                 break
-            await asyncio.gather(*(self._run_one(j, raise_errors=raise_errors) for j in claimed))
+            await asyncio.gather(*(self._start(j, raise_errors=raise_errors) for j in claimed))
             ran += len(claimed)
             await self._flush()
             if raise_errors and self.errors:

@@ -51,8 +51,15 @@ async def put_jobs(conn: Conn, rows: list[dict]) -> list[str]:
 
 
 async def claim_jobs(
-    conn: Conn, *, now: dt.datetime, lease_s: float, limit: int, kinds: tuple[str, ...] | None = None
+    conn: Conn,
+    *,
+    now: dt.datetime,
+    lease_s: float,
+    limit: int,
+    kinds: tuple[str, ...] | None = None,
+    exclude_hosts: list[str] | None = None,
 ) -> list[sa.Row]:
+    """Take up to ``limit`` ready jobs (queued and due, or running with a lapsed lease)."""
     ready = sa.or_(
         sa.and_(jobs.c.state == "queued", jobs.c.next_try_at <= now),
         sa.and_(jobs.c.state == "running", jobs.c.locked_until < now),
@@ -60,6 +67,8 @@ async def claim_jobs(
     sub = sa.select(jobs.c.id).where(ready)
     if kinds:
         sub = sub.where(jobs.c.kind.in_(kinds))
+    if exclude_hosts:
+        sub = sub.where(sa.or_(jobs.c.host.is_(None), jobs.c.host.not_in(exclude_hosts)))
     sub = sub.order_by(jobs.c.next_try_at).limit(limit)
     if conn.dialect.name == "postgresql":
         sub = sub.with_for_update(skip_locked=True)
@@ -75,6 +84,13 @@ async def claim_jobs(
         .returning(*jobs.c)
     )
     return list((await conn.execute(stmt)).all())
+
+
+async def extend_leases(conn: Conn, job_ids: list[str], *, until: dt.datetime) -> None:
+    if job_ids:
+        await conn.execute(
+            sa.update(jobs).where(jobs.c.id.in_(job_ids), jobs.c.state == "running").values(locked_until=until)
+        )
 
 
 async def finish_jobs(conn: Conn, results: list[dict]) -> None:
