@@ -93,9 +93,12 @@ def _inline(line: str, mentions: Mapping[str, str]) -> str:
             if href is None:
                 continue
             pieces.append(html.escape(line[pos:start]))
+            # The handle stays as written: "@user@host" keeps the host visible
+            # in every client's plain-text view of the message.
+            suffix = f"@{html.escape(host)}" if host else ""
             pieces.append(
                 f'<span class="h-card"><a href="{html.escape(href)}" class="u-url mention">'
-                f"@<span>{html.escape(user)}</span></a></span>"
+                f"@<span>{html.escape(user)}</span>{suffix}</a></span>"
             )
             pos = end
     pieces.append(html.escape(line[pos:]))

@@ -237,6 +237,7 @@ class FakeRemote:
         self.gone: set[str] = set()
         self.reject_rfc9421 = False
         self.nodeinfo_software: str | None = None
+        self.inbox_delay_s = 0.0
         self._runner: web.AppRunner | None = None
         self.event = asyncio.Event()
 
@@ -276,6 +277,8 @@ class FakeRemote:
             return web.json_response({"error": "gone"}, status=410)
         if request.method == "POST":
             body = await request.read()
+            if self.inbox_delay_s:
+                await asyncio.sleep(self.inbox_delay_s)
             if self.reject_rfc9421 and "Signature-Input" in request.headers:
                 return web.json_response({"error": "unsupported signature"}, status=401)
             status = self._next_inbox_status()
@@ -334,3 +337,33 @@ async def post_signed(session, url: str, doc: Any, actor: RemoteActor, *, shape:
     hdrs.update(headers or {})
     async with session.post(url, data=body, headers=hdrs) as resp:
         return resp.status, await resp.text()
+
+
+class ThreadedRemote:
+    """A FakeRemote running on its own event loop in a thread, for sync tests
+    that drive real hub processes."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.remote: FakeRemote = self.call(FakeRemote().start())
+
+    def call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+    def close(self) -> None:
+        self.call(self.remote.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+    def post(self, url: str, doc: Any, actor: RemoteActor, **kw) -> tuple[int, str]:
+        async def _post():
+            import aiohttp
+
+            async with aiohttp.ClientSession() as session:
+                return await post_signed(session, url, doc, actor, **kw)
+
+        return self.call(_post())

@@ -108,7 +108,7 @@ def test_plain_text_becomes_fediverse_html_with_mentions_and_links():
         "@bob@r.example hi <b>&\nsee https://example.org/x.\n\nbye",
         {"bob@r.example": "https://r.example/@bob"},
     )
-    assert html.startswith('<p><span class="h-card"><a href="https://r.example/@bob" class="u-url mention">@<span>bob</span></a></span>')
+    assert html.startswith('<p><span class="h-card"><a href="https://r.example/@bob" class="u-url mention">@<span>bob</span>@r.example</a></span>')
     assert "&lt;b&gt;&amp;<br>" in html
     assert '<a href="https://example.org/x" rel="nofollow noopener noreferrer">' in html
     assert html.endswith("<p>bye</p>")
