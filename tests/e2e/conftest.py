@@ -160,7 +160,10 @@ def get_json(url: str, *, accept: str = "application/activity+json") -> tuple[in
     req = urllib.request.Request(url, headers={"Accept": accept})
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
+            body = resp.read()
+            if "json" not in resp.headers.get("Content-Type", ""):
+                return resp.status, body.decode()
+            return resp.status, json.loads(body or b"null")
     except urllib.error.HTTPError as exc:
         body = exc.read()
         try:
