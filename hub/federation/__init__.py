@@ -47,6 +47,7 @@ class Federation:
         self.http = HttpClient(hub.cfg)
         self.instance_actor: sa.Row | None = None
         self.key_refetch_at: dict[str, float] = {}
+        self.key_cache: dict[str, tuple[float, sa.Row]] = {}
         self._schemes: dict[str, str] = {}
         self._probes: dict[str, asyncio.Future] = {}
         self.bodies: collections.OrderedDict[str, tuple[bytes, str, crypto.PrivateKey]] = collections.OrderedDict()

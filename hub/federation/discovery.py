@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 _HANDLE = re.compile(r"^@?([^@\s/]+)@([a-z0-9.-]+(?::\d+)?)$", re.IGNORECASE)
 KEY_REFETCH_INTERVAL_S = 30.0
+KEY_CACHE_TTL_S = 300.0
+KEY_CACHE_SIZE = 10_000
 
 
 def parse_handle(handle: str) -> tuple[str, str] | None:
@@ -156,6 +158,7 @@ async def fetch_actor(fed: Federation, uri: str, *, refresh: bool = False) -> sa
         doc, final_url = await fetch_document(fed, uri)
     except FetchError as exc:
         if exc.status_code == 410 and cached is not None:
+            forget_keys_of(fed, cached.uri)
             async with hub.db.write() as conn:
                 await actor_store.mark_actor_deleted(conn, cached.id)
         if cached is not None and not exc.permanent:
@@ -176,6 +179,7 @@ async def store_actor_document(fed: Federation, doc: Any, *, fetched_from: str, 
     import json
 
     values["raw"] = json.dumps(doc)[:200_000]
+    forget_keys_of(fed, values["uri"])
     async with fed.hub.db.write() as conn:
         actor_id = await actor_store.upsert_remote_actor(conn, values, keys)
         return await actor_store.get_actor_by_id(conn, actor_id)
@@ -188,9 +192,14 @@ async def get_key(fed: Federation, key_id: str, *, refresh: bool = False) -> sa.
     per :data:`KEY_REFETCH_INTERVAL_S` for the same key.
     """
     hub = fed.hub
+    if not refresh:
+        cached = fed.key_cache.get(key_id)
+        if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_TTL_S:
+            return cached[1]
     async with hub.db.read() as conn:
         row = await actor_store.get_key(conn, key_id)
     if row is not None and not refresh:
+        _cache_key(fed, key_id, row)
         return row
     if refresh:
         last = fed.key_refetch_at.get(key_id, 0.0)
@@ -220,7 +229,24 @@ async def get_key(fed: Federation, key_id: str, *, refresh: bool = False) -> sa.
                 raise FetchError(f"key {key_id} has no owner of its origin", permanent=True)
             await fetch_actor(fed, owner, refresh=True)
     async with hub.db.read() as conn:
-        return await actor_store.get_key(conn, key_id)
+        row = await actor_store.get_key(conn, key_id)
+    if row is not None:
+        _cache_key(fed, key_id, row)
+    return row
+
+
+def _cache_key(fed: Federation, key_id: str, row: sa.Row) -> None:
+    """Verified inbound traffic mostly comes from a few hundred keys: keep them
+    in memory (bounded, expiring) instead of reading the database per request."""
+    if len(fed.key_cache) >= KEY_CACHE_SIZE:
+        fed.key_cache.clear()
+    fed.key_cache[key_id] = (time.monotonic(), row)
+
+
+def forget_keys_of(fed: Federation, actor_uri: str) -> None:
+    for key_id, (_t, row) in list(fed.key_cache.items()):
+        if row.owner_uri == actor_uri:
+            fed.key_cache.pop(key_id, None)
 
 
 async def fetch_object(fed: Federation, uri: str) -> dict:

@@ -320,6 +320,7 @@ async def handle_delete(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
         raise BadRequest("Delete without an object")
     async with fed.hub.db.write() as conn:
         if obj_uri == actor.uri:
+            discovery.forget_keys_of(fed, actor.uri)
             await social.delete_follows_of_actor(conn, actor.id)
             await msg_store.delete_messages_of_actor(conn, actor.id)
             await actor_store.mark_actor_deleted(conn, actor.id)
