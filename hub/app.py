@@ -46,10 +46,7 @@ async def open_hub(cfg: Config, *, federation: bool = True, run_migrations: bool
 def create_app(hub: Hub) -> web.Application:
     from hub.federation import routes as ap_routes
 
-    app = web.Application(
-        middlewares=[ap_routes.hub_errors, pages.static_cache],
-        client_max_size=hub.cfg.max_inbox_body + 1024,
-    )
+    app = web.Application(client_max_size=hub.cfg.max_inbox_body + 1024)
     pages.setup(app, hub)
     if hub.federation is not None:
         ap_routes.setup(app, hub.federation)

@@ -111,12 +111,18 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "version": __version__})
 
 
-@web.middleware
-async def static_cache(request: web.Request, handler):
-    resp = await handler(request)
-    if request.path.startswith("/static/") and resp.status == 200:
-        resp.headers.setdefault("Cache-Control", "public, max-age=86400")
-    return resp
+def static_handler(directory: Path):
+    """Files of ``web/static`` with caching headers (ETag and Last-Modified come
+    from aiohttp's FileResponse, so revalidation answers 304)."""
+    files = {p.name: p for p in directory.iterdir() if p.is_file()}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = files.get(request.match_info["name"])
+        if path is None:
+            raise web.HTTPNotFound(text="no such file")
+        return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+
+    return handle
 
 
 def setup(app: web.Application, hub: Hub) -> None:
@@ -124,4 +130,4 @@ def setup(app: web.Application, hub: Hub) -> None:
     app[JINJA_KEY] = make_jinja()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
-    app.router.add_static("/static/", str(web_dir() / "static"), append_version=False)
+    app.router.add_get("/static/{name}", static_handler(web_dir() / "static"))

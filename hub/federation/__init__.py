@@ -48,6 +48,7 @@ class Federation:
         self.instance_actor: sa.Row | None = None
         self.key_refetch_at: dict[str, float] = {}
         self.key_cache: dict[str, tuple[float, sa.Row]] = {}
+        self.key_lookups: dict[tuple[str, bool], asyncio.Future] = {}
         self._schemes: dict[str, str] = {}
         self._probes: dict[str, asyncio.Future] = {}
         self.bodies: collections.OrderedDict[str, tuple[bytes, str, crypto.PrivateKey]] = collections.OrderedDict()

@@ -8,6 +8,7 @@ resolves only if WebFinger on the actor's own host agrees.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -191,11 +192,23 @@ async def get_key(fed: Federation, key_id: str, *, refresh: bool = False) -> sa.
     With ``refresh`` the owner is fetched again (key rotation), at most once
     per :data:`KEY_REFETCH_INTERVAL_S` for the same key.
     """
-    hub = fed.hub
     if not refresh:
         cached = fed.key_cache.get(key_id)
         if cached is not None and time.monotonic() - cached[0] < KEY_CACHE_TTL_S:
             return cached[1]
+    # One lookup per key at a time: a burst of requests signed with a key we
+    # do not know yet causes one fetch, not one per request.
+    flight = (key_id, refresh)
+    pending = fed.key_lookups.get(flight)
+    if pending is None:
+        pending = asyncio.ensure_future(_get_key(fed, key_id, refresh=refresh))
+        fed.key_lookups[flight] = pending
+        pending.add_done_callback(lambda _f: fed.key_lookups.pop(flight, None))
+    return await asyncio.shield(pending)
+
+
+async def _get_key(fed: Federation, key_id: str, *, refresh: bool) -> sa.Row | None:
+    hub = fed.hub
     async with hub.db.read() as conn:
         row = await actor_store.get_key(conn, key_id)
     if row is not None and not refresh:

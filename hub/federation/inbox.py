@@ -35,8 +35,7 @@ from hub.federation import discovery, httpsig
 from hub.federation.documents import host_of, id_of, same_origin, types_of
 from hub.ids import new_id
 from hub.store import actors as actor_store, jobs as job_store
-from hub.store.base import insert_ignore, utcnow
-from hub.store.schema import activities
+from hub.store.base import utcnow
 
 if TYPE_CHECKING:
     from hub.federation import Federation
@@ -75,17 +74,12 @@ class InboxWriter:
     async def _flush(self) -> None:
         while self.pending:
             batch, self.pending = self.pending[:1000], self.pending[1000:]
+            items = [(a, p) for a, p, _f in batch]
             try:
                 now = utcnow()
-                async with self.fed.hub.db.write() as conn:
-                    rows = [dict(a, created_at=now) for a, _p, _f in batch]
-                    inserted = set(await insert_ignore(conn, activities, rows, returning=activities.c.id))
-                    jobs = [
-                        job_store.job_row("ap.inbound", dict(p, activity_id=a["id"]), now=now)
-                        for a, p, _f in batch
-                        if a["id"] in inserted
-                    ]
-                    await job_store.put_jobs(conn, jobs)
+                stored = await self.fed.hub.db.run_write(
+                    lambda conn: job_store.put_inbound_batch(conn, items, now=now), inline=True
+                )
             except Exception as exc:  # every waiter gets the error; nothing half-done is answered 202
                 log.exception("could not store %d inbound activities", len(batch))
                 for _a, _p, fut in batch:
@@ -94,7 +88,7 @@ class InboxWriter:
                 continue
             for a, _p, fut in batch:
                 if not fut.done():
-                    fut.set_result(a["id"] in inserted)
+                    fut.set_result(a["id"] in stored)
             self.fed.hub.wake()
 
 

@@ -315,33 +315,41 @@ class Routes:
         return await self.inbox.receive(request, inbox=None)
 
 
-@web.middleware
-async def hub_errors(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except HubError as exc:
-        if exc.status >= 500:
-            log.exception("error serving %s", request.path)
-        return error_response(exc.status, exc.safe)
+def hub_errors(handler):
+    """A HubError raised while serving becomes its status and safe message."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except HubError as exc:
+            if exc.status >= 500:
+                log.exception("error serving %s", request.path)
+            return error_response(exc.status, exc.safe)
+
+    return wrapped
 
 
 def setup(app: web.Application, fed: Federation) -> None:
     r = Routes(fed)
     inbox = InboxRoutes(fed)
     r.inbox = inbox
-    add = app.router
-    add.add_get("/.well-known/webfinger", r.webfinger)
-    add.add_get("/.well-known/host-meta", r.host_meta)
-    add.add_get("/.well-known/host-meta.json", r.host_meta)
-    add.add_get("/.well-known/nodeinfo", r.nodeinfo_index)
-    add.add_get(r"/nodeinfo/{version:2\.[01]}", r.nodeinfo)
-    add.add_get("/actor", r.instance_actor)
-    add.add_post("/actor/inbox", r.instance_inbox)
-    add.add_post("/inbox", inbox.shared)
-    add.add_get(r"/users/{name:[A-Za-z0-9_]+}", r.actor)
-    add.add_post(r"/users/{name:[A-Za-z0-9_]+}/inbox", inbox.personal)
-    add.add_get(r"/users/{name:[A-Za-z0-9_]+}/{collection:outbox|followers|following|featured}", r.collection)
-    add.add_get(r"/m/{id:[0-9a-z]{26}}", r.message)
-    add.add_get(r"/m/{id:[0-9a-z]{26}}/replies", r.replies)
-    add.add_get(r"/a/{id:[0-9a-z]{26}}", r.activity)
-    add.add_get(r"/c/{id:[0-9a-z]{26}}", r.conversation)
+    router = app.router
+    # Inboxes answer their own errors (no wrapper on the hottest path).
+    router.add_post("/inbox", inbox.shared)
+    router.add_post(r"/users/{name:[A-Za-z0-9_]+}/inbox", inbox.personal)
+    router.add_post("/actor/inbox", r.instance_inbox)
+    for path, handler in (
+        ("/.well-known/webfinger", r.webfinger),
+        ("/.well-known/host-meta", r.host_meta),
+        ("/.well-known/host-meta.json", r.host_meta),
+        ("/.well-known/nodeinfo", r.nodeinfo_index),
+        (r"/nodeinfo/{version:2\.[01]}", r.nodeinfo),
+        ("/actor", r.instance_actor),
+        (r"/users/{name:[A-Za-z0-9_]+}", r.actor),
+        (r"/users/{name:[A-Za-z0-9_]+}/{collection:outbox|followers|following|featured}", r.collection),
+        (r"/m/{id:[0-9a-z]{26}}", r.message),
+        (r"/m/{id:[0-9a-z]{26}}/replies", r.replies),
+        (r"/a/{id:[0-9a-z]{26}}", r.activity),
+        (r"/c/{id:[0-9a-z]{26}}", r.conversation),
+    ):
+        router.add_get(path, hub_errors(handler))

@@ -9,6 +9,7 @@ the same attempt number, so a slow worker cannot overwrite a newer attempt.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import sqlalchemy as sa
 
@@ -186,6 +187,55 @@ async def put_activity(conn: Conn, values: dict) -> bool:
     """Store an activity once; False if its URI is already stored (a replay)."""
     stmt = insert(conn, activities).values(created_at=utcnow(), **values).on_conflict_do_nothing()
     return (await conn.execute(stmt)).rowcount == 1
+
+
+def put_inbound_batch(conn: sa.Connection, items: list[tuple[dict, dict]], *, now: dt.datetime) -> set[str]:
+    """Store inbound activities once each, with an ``ap.inbound`` job per new one.
+
+    ``items`` are ``(activity_row, job_payload)`` pairs. Synchronous: run it
+    through ``Database.run_write`` (one transaction). Returns the ids of the
+    activities actually stored; replays are skipped.
+    """
+    if conn.dialect.name == "postgresql":
+        stmt = insert(conn, activities).on_conflict_do_nothing().returning(activities.c.id)
+        stored = {r[0] for r in conn.execute(stmt, [dict(a, created_at=now) for a, _ in items])}
+        rows = [job_row("ap.inbound", dict(p, activity_id=a["id"]), now=now) for a, p in items if a["id"] in stored]
+        if rows:
+            conn.execute(sa.insert(jobs), rows)
+        return stored
+    # SQLite, the hot path of every inbox: plain executemany on the driver
+    # connection (a third of the cost of going through SQLAlchemy's
+    # parameter processing), in SQLAlchemy's own storage formats. Under the
+    # write lock (BEGIN IMMEDIATE) nothing can slip in between the read of
+    # known URIs and the insert.
+    raw = conn.connection.driver_connection
+    uris = list({a["uri"] for a, _ in items})
+    known: set[str] = set()
+    for i in range(0, len(uris), 500):
+        chunk = uris[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        known.update(r[0] for r in raw.execute(f"SELECT uri FROM activities WHERE uri IN ({marks})", chunk))
+    ts = now.astimezone(dt.timezone.utc).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    new: dict[str, tuple] = {}
+    job_rows = []
+    for a, p in items:
+        if a["uri"] in known or a["uri"] in new:
+            continue
+        new[a["uri"]] = (a["id"], a["uri"], a["type"], a["actor_uri"], a["object_uri"], 0, a["raw"], ts)
+        payload = json.dumps(dict(p, activity_id=a["id"]))
+        job_rows.append((new_id(), "ap.inbound", "queued", payload, 0, ts, ts, ts))
+    if new:
+        raw.executemany(
+            "INSERT INTO activities (id, uri, type, actor_uri, object_uri, local, raw, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            list(new.values()),
+        )
+        raw.executemany(
+            "INSERT INTO jobs (id, kind, state, payload, attempts, next_try_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            job_rows,
+        )
+    return {row[0] for row in new.values()}
 
 
 async def get_activity_by_id(conn: Conn, activity_id: str) -> sa.Row | None:
