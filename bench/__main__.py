@@ -348,6 +348,11 @@ def outbound(tmp: Path, servers: int, actors: int) -> dict:
         # warm-up: NodeInfo probes and connections, for both fan-outs
         _post_and_wait(env, "shared", servers, control, port)
         _post_and_wait(env, "distinct", followers, control, port)
+        ceiling = subprocess.run(
+            [sys.executable, "-m", "bench.ceiling", str(base_port), str(servers), str(actors)],
+            cwd=ROOT, capture_output=True, text=True, check=True, preexec_fn=pin(SERVER_CPU),
+        )
+        results["client_baseline"] = json.loads(ceiling.stdout)
         results["shared_inboxes"] = _post_and_wait(env, "shared", servers, control, port)
         results["shared_inboxes"]["followers_reached"] = followers
         results["distinct_inboxes"] = _post_and_wait(env, "distinct", followers, control, port)
@@ -387,6 +392,9 @@ def report(res: dict) -> str:
          f"no-database {nodb['p50_ms']} / {nodb['p99_ms']} ms", "", ""),
         ("Outbound: 1,000 distinct inboxes, deliveries/s", f"{d['steady_deliveries_per_s']:,}",
          f"raw RSA-2048 sign {cr['rsa2048_sign_per_s']:,}/s", f"{d['steady_deliveries_per_s'] / cr['rsa2048_sign_per_s']:.0%}", "≥ 70%"),
+        ("Outbound vs bare aiohttp client signing and POSTing, no database", f"{d['steady_deliveries_per_s']:,}",
+         f"sign + POST loop {out['client_baseline']['deliveries_per_s']:,}/s",
+         f"{d['steady_deliveries_per_s'] / out['client_baseline']['deliveries_per_s']:.0%}", ""),
         ("Outbound: 1,000 followers on 100 servers (100 shared-inbox deliveries)",
          f"{s['steady_deliveries_per_s']:,} deliveries/s, all reached {s['post_command_to_last_s']} s after `post`",
          f"raw RSA-2048 sign {cr['rsa2048_sign_per_s']:,}/s", f"{s['steady_deliveries_per_s'] / cr['rsa2048_sign_per_s']:.0%}", ""),

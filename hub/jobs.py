@@ -146,15 +146,13 @@ class Runner:
         return [h for h, n in self._hosts.items() if n >= limit]
 
     async def _claim(self, limit: int) -> list[sa.Row]:
-        async with self.db.write() as conn:
-            return await job_store.claim_jobs(
-                conn,
-                now=utcnow(),
-                lease_s=self.cfg.job_lease_s,
-                limit=limit,
-                kinds=tuple(self.registry.handlers),
-                exclude_hosts=self._busy_hosts(),
-            )
+        now, kinds, busy = utcnow(), tuple(self.registry.handlers), self._busy_hosts()
+        return await self.db.run_write(
+            lambda conn: job_store.claim_jobs(
+                conn, now=now, lease_s=self.cfg.job_lease_s, limit=limit, kinds=kinds, exclude_hosts=busy
+            ),
+            inline=True,
+        )
 
     def _start(self, job: sa.Row, *, raise_errors: bool) -> asyncio.Task:
         # Count the host as busy from the moment of the claim, so the next
@@ -208,8 +206,7 @@ class Runner:
     async def _flush(self) -> None:
         while self._results:
             batch, self._results = self._results[:500], self._results[500:]
-            async with self.db.write() as conn:
-                await job_store.finish_jobs(conn, batch)
+            await self.db.run_write(lambda conn: job_store.finish_jobs(conn, batch), inline=True)
 
     async def _writer(self) -> None:
         while True:
@@ -231,8 +228,7 @@ class Runner:
                 continue
             until = utcnow() + dt.timedelta(seconds=self.cfg.job_lease_s)
             try:
-                async with self.db.write() as conn:
-                    await job_store.extend_leases(conn, ids, until=until)
+                await self.db.run_write(lambda conn: job_store.extend_leases(conn, ids, until=until), inline=True)
             except Exception:
                 log.exception("could not renew job leases")
 
@@ -243,7 +239,9 @@ class Runner:
             while True:
                 free = self.concurrency - len(self._inflight)
                 claimed: list[sa.Row] = []
-                if free > 0:
+                # While busy, claim only once a quarter of the slots is free:
+                # one transaction per batch of jobs, not one per finished job.
+                if free > 0 and (free >= max(1, self.concurrency // 4) or len(self._inflight) < self.concurrency // 2):
                     try:
                         claimed = await self._claim(free)
                     except Exception:

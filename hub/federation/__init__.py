@@ -51,7 +51,7 @@ class Federation:
         self.key_lookups: dict[tuple[str, bool], asyncio.Future] = {}
         self._schemes: dict[str, str] = {}
         self._probes: dict[str, asyncio.Future] = {}
-        self.bodies: collections.OrderedDict[str, tuple[bytes, str, crypto.PrivateKey]] = collections.OrderedDict()
+        self.bodies: collections.OrderedDict[str, tuple] = collections.OrderedDict()
 
     @classmethod
     async def attach(cls, hub: Hub) -> Federation:
@@ -71,10 +71,18 @@ class Federation:
 
     # --- signing ------------------------------------------------------------------
 
-    def signer(self, key_id: str, private_key: crypto.PrivateKey, scheme: str = "cavage") -> Signer:
+    def signer(
+        self, key_id: str, private_key: crypto.PrivateKey, scheme: str = "cavage", *, digests: tuple[str, str] | None = None
+    ) -> Signer:
+        """A signer for one key and scheme; ``digests`` are the body's precomputed
+        ``(Digest, Content-Digest)`` values when the same body goes to many inboxes."""
+        if scheme == "rfc9421":
+            fn, digest = httpsig.sign_rfc9421, digests[1] if digests else None
+        else:
+            fn, digest = httpsig.sign_cavage, digests[0] if digests else None
+
         def sign(method: str, url: str, body: bytes | None) -> dict[str, str]:
-            fn = httpsig.sign_rfc9421 if scheme == "rfc9421" else httpsig.sign_cavage
-            return fn(method=method, url=url, body=body, key_id=key_id, private_key=private_key)
+            return fn(method=method, url=url, body=body, key_id=key_id, private_key=private_key, digest=digest)
 
         return sign
 

@@ -112,6 +112,7 @@ class HttpClient:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self._session: aiohttp.ClientSession | None = None
+        self._checked: dict[str, yarl.URL] = {}
 
     def _make_session(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -139,7 +140,21 @@ class HttpClient:
             await self._session.close()
 
     def check_url(self, url: str) -> yarl.URL:
-        """Refuse what must never be fetched; return the URL as it goes on the wire."""
+        """Refuse what must never be fetched; return the URL as it goes on the wire.
+
+        Verdicts on allowed URLs are remembered (a fan-out sends to the same
+        inboxes again and again); refusals are not, so they stay cheap to log.
+        """
+        cached = self._checked.get(url)
+        if cached is not None:
+            return cached
+        u = self._check_url(url)
+        if len(self._checked) >= 20_000:
+            self._checked.clear()
+        self._checked[url] = u
+        return u
+
+    def _check_url(self, url: str) -> yarl.URL:
         try:
             u = yarl.URL(url)
         except (ValueError, TypeError):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from hub.actors import signing_key
+from hub.federation import httpsig
 from hub.federation.client import status_error
 from hub.federation.documents import host_of
 from hub.federation.render import AP_CONTENT_TYPE
@@ -45,7 +46,8 @@ async def _load(fed: Federation, activity_id: str, signer_id: str):
     if activity is None or signer is None:
         return None
     key_id, private_key = signing_key(fed.hub, signer)
-    item = (activity.raw.encode(), key_id, private_key)
+    body = activity.raw.encode()
+    item = (body, key_id, private_key, (httpsig.digest_header(body), httpsig.content_digest_header(body)))
     fed.bodies[key] = item
     if len(fed.bodies) > BODY_CACHE_SIZE:
         fed.bodies.popitem(last=False)
@@ -58,17 +60,17 @@ async def handle_deliver(fed: Federation, job: sa.Row) -> Outcome:
     loaded = await _load(fed, p["activity_id"], p["signer_id"])
     if loaded is None:
         return Outcome("failed", error="activity or signer no longer exists")
-    body, key_id, private_key = loaded
+    body, key_id, private_key, digests = loaded
     host = host_of(inbox)
     scheme = await fed.scheme_for(host)
     headers = {"Content-Type": AP_CONTENT_TYPE, "Accept": fed.accept}
     resp = await fed.http.request(
-        "POST", inbox, body=body, headers=headers, signer=fed.signer(key_id, private_key, scheme), follow_redirects=False
+        "POST", inbox, body=body, headers=headers, signer=fed.signer(key_id, private_key, scheme, digests=digests), follow_redirects=False
     )
     if scheme == "rfc9421" and resp.status in (400, 401):
         log.info("%s refused an RFC 9421 signature (%s); knocking again with draft-cavage", host, resp.status)
         resp = await fed.http.request(
-            "POST", inbox, body=body, headers=headers, signer=fed.signer(key_id, private_key, "cavage"),
+            "POST", inbox, body=body, headers=headers, signer=fed.signer(key_id, private_key, "cavage", digests=digests),
             follow_redirects=False,
         )
         if 200 <= resp.status < 300:

@@ -10,6 +10,7 @@ Everything remote that becomes HTML is sanitised here.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,6 +48,7 @@ def types_of(doc: Any) -> set[str]:
     return {t for t in as_list(doc.get("type")) if isinstance(t, str)}
 
 
+@functools.lru_cache(maxsize=4096)
 def host_of(uri: str | None) -> str:
     if not uri:
         return ""

@@ -331,20 +331,22 @@ def sign_cavage(
     key_id: str,
     private_key: crypto.PrivateKey,
     date: str | None = None,
+    digest: str | None = None,
 ) -> dict[str, str]:
     """Headers that sign a request the draft-cavage way.
 
     Covers ``(request-target) host date`` plus ``digest`` when there is a
     body, with ``algorithm="rsa-sha256"`` present (older Mastodon and
     Pleroma require the parameter). ``url`` must already be in the exact form
-    that goes on the wire.
+    that goes on the wire. ``digest`` may carry the body's ``Digest`` value,
+    computed once for a fan-out of the same body.
     """
     host, path_qs = _request_target(url)
     headers = {"Host": host, "Date": date or email.utils.formatdate(usegmt=True)}
     covered = ["(request-target)", "host", "date"]
     lines = [f"(request-target): {method.lower()} {path_qs}", f"host: {host}", f"date: {headers['Date']}"]
     if body is not None:
-        headers["Digest"] = digest_header(body)
+        headers["Digest"] = digest or digest_header(body)
         covered.append("digest")
         lines.append(f"digest: {headers['Digest']}")
     algo = "ed25519" if crypto.key_kind(private_key) == "ed25519" else "rsa-sha256"
@@ -567,11 +569,13 @@ def sign_rfc9421(
     private_key: crypto.PrivateKey,
     created: int | None = None,
     label: str = "sig1",
+    digest: str | None = None,
 ) -> dict[str, str]:
     """Headers that sign a request per RFC 9421.
 
     Covers ``@method``, ``@target-uri`` and, with a body, ``content-digest``:
     the minimum Mastodon 4.5 requires; ``created`` gives the freshness.
+    ``digest`` may carry the body's ``Content-Digest`` value, computed once.
     """
     import time
 
@@ -580,7 +584,7 @@ def sign_rfc9421(
     covered = ["@method", "@target-uri"]
     lines = [f'"@method": {method.upper()}', f'"@target-uri": {url}']
     if body is not None:
-        headers["Content-Digest"] = content_digest_header(body)
+        headers["Content-Digest"] = digest or content_digest_header(body)
         covered.append("content-digest")
         lines.append(f'"content-digest": {headers["Content-Digest"]}')
     alg = "ed25519" if crypto.key_kind(private_key) == "ed25519" else "rsa-v1_5-sha256"

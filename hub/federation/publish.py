@@ -83,7 +83,7 @@ async def _store_and_deliver(
             "raw": raw,
         },
     )
-    inboxes = [i for i in dict.fromkeys(inboxes) if i and not hub.uris.is_local(i)]
+    inboxes = _interleave_hosts([i for i in dict.fromkeys(inboxes) if i and not hub.uris.is_local(i)])
     gone = await job_store.list_gone_inboxes(conn, inboxes)
     now = utcnow()
     rows = [
@@ -99,6 +99,20 @@ async def _store_and_deliver(
     ]
     await job_store.put_jobs(conn, rows)
     log.info("publishing %s %s to %d inboxes", doc["type"], uri, len(rows))
+
+
+def _interleave_hosts(inboxes: list[str]) -> list[str]:
+    """Order deliveries round-robin across hosts, so workers claiming them in
+    order keep many hosts busy at once instead of queueing behind one
+    host's concurrency limit."""
+    by_host: dict[str, list[str]] = {}
+    for inbox in inboxes:
+        by_host.setdefault(host_of(inbox), []).append(inbox)
+    queues = list(by_host.values())
+    out: list[str] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        out.extend(q[i] for q in queues if i < len(q))
+    return out
 
 
 async def _audience_inboxes(fed: Federation, conn: Conn, author: sa.Row, to: list[str], cc: list[str]) -> list[str]:

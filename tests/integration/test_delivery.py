@@ -233,8 +233,7 @@ async def test_a_worker_that_dies_mid_job_loses_nothing(hub):
     async with hub.db.write() as conn:
         await job_store.put_jobs(conn, [job_store.job_row("test.job", {"n": i}) for i in range(5)])
     # A worker claims everything and "crashes" (never reports).
-    async with hub.db.write() as conn:
-        claimed = await job_store.claim_jobs(conn, now=utcnow(), lease_s=0.3, limit=10)
+    claimed = await hub.db.run_write(lambda conn: job_store.claim_jobs(conn, now=utcnow(), lease_s=0.3, limit=10))
     assert len(claimed) == 5
     fresh = Runner(hub.cfg, hub.db, hub.registry)
     assert await fresh.drain() == 0  # leases still held
@@ -242,10 +241,10 @@ async def test_a_worker_that_dies_mid_job_loses_nothing(hub):
     assert await fresh.drain() == 5
     assert sorted(done) == [str(i) for i in range(5)]
     # The dead worker's late report does not undo the finished jobs.
-    async with hub.db.write() as conn:
-        await job_store.finish_jobs(conn, [
-            {"id": j.id, "attempts": j.attempts, "state": "queued", "next_try_at": utcnow()} for j in claimed
-        ])
+    await hub.db.run_write(lambda conn: job_store.finish_jobs(conn, [
+        {"id": j.id, "attempts": j.attempts, "state": "queued", "next_try_at": utcnow()} for j in claimed
+    ]))
+    async with hub.db.read() as conn:
         states = {r[0] for r in await conn.execute(sa.text("SELECT state FROM jobs"))}
     assert states == {"done"}
     assert await fresh.drain() == 0
