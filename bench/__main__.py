@@ -439,8 +439,20 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(res, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(text + "\n")
+    update_readme(text)
     print()
     print(text)
+
+
+def update_readme(text: str) -> None:
+    """Put the latest results between the bench markers of README.md."""
+    readme = ROOT / "README.md"
+    content = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in content and end in content:
+        head, rest = content.split(start, 1)
+        _old, tail = rest.split(end, 1)
+        readme.write_text(f"{head}{start}\n{text}\n{end}{tail}")
 
 
 if __name__ == "__main__":

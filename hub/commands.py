@@ -57,7 +57,7 @@ async def cmd_demo(hub: Hub, args) -> int:
         if creds_file.exists():
             print(creds_file.read_text().rstrip())
         return 0
-    lines = [f"Demo accounts on {hub.cfg.base_url} (sign in with username and password):"]
+    lines = [f"Demo accounts on {hub.cfg.base_url} (username and password of each login):"]
     for username, kind, name, email in (
         ("acme", "organization", "Acme Corporation", "support@acme.example"),
         ("alice", "person", "Alice", "alice@example.org"),
