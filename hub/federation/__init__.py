@@ -128,14 +128,16 @@ class Federation:
 
         scheme = "http" if self.hub.cfg.dev and self.hub.cfg.scheme == "http" else "https"
         try:
-            index, _ = await self.http.get_json(f"{scheme}://{host}/.well-known/nodeinfo", accept="application/json")
+            index, _ = await self.http.get_json(
+                f"{scheme}://{host}/.well-known/nodeinfo", accept="application/json", signer=self.instance_signer()
+            )
             href = None
             for link in as_list(index.get("links") if isinstance(index, dict) else None):
                 if isinstance(link, dict) and str(link.get("rel", "")).startswith("http://nodeinfo.diaspora.software/ns/schema/"):
                     href = link.get("href")
             if not isinstance(href, str):
                 return None, ""
-            info, _ = await self.http.get_json(href, accept="application/json")
+            info, _ = await self.http.get_json(href, accept="application/json", signer=self.instance_signer())
             software = info.get("software", {}) if isinstance(info, dict) else {}
             return str(software.get("name", "")).lower() or None, str(software.get("version", ""))
         except (FetchError, AttributeError, TypeError) as exc:

@@ -66,7 +66,9 @@ async def webfinger(fed: Federation, user: str, domain: str, *, resource: str | 
     for scheme in schemes:
         url = f"{scheme}://{domain}/.well-known/webfinger?resource={quote(resource, safe=':@')}"
         try:
-            jrd, _ = await fed.http.get_json(url, accept="application/jrd+json, application/json")
+            jrd, _ = await fed.http.get_json(
+                url, accept="application/jrd+json, application/json", signer=fed.instance_signer()
+            )
         except FetchError as exc:
             last = exc
             if exc.status_code is not None:  # the host answered: do not try the other scheme

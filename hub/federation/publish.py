@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hub.federation import Federation
 
 log = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024
 
 
 async def handle_publish(fed: Federation, job: sa.Row) -> Outcome:
@@ -70,6 +71,9 @@ async def _store_and_deliver(
     uri = hub.uris.activity(activity_id)
     doc["id"] = uri
     raw = render.dumps(doc).decode()
+    if len(raw.encode()) > MAX_BODY:
+        # Peers refuse large bodies (Mastodon: 1 MB, some far less); ours stay small.
+        raise HubError(f"activity {uri} is larger than {MAX_BODY} bytes")
     obj = doc.get("object")
     await job_store.put_activity(
         conn,

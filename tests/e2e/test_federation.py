@@ -244,3 +244,33 @@ def test_cli_rejects_bad_input_with_one_line(hubs):
         assert proc.returncode != 0, args
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_separate_worker_processes_do_the_work_when_serve_does_not(hubs, tmp_path):
+    """`workers = false` in serve, and a `roundtable worker` process beside it."""
+    from tests.e2e.conftest import HubProcess
+
+    _a, b = hubs
+    c = HubProcess("c", tmp_path, workers=False)
+    c.start()
+    worker = None
+    try:
+        org, fan = unique("org"), unique("fan")
+        c.cli("actor", "add", org, "--kind", "organization")
+        b.cli("actor", "add", fan, "--kind", "person")
+        b.cli("follow", fan, c.handle(org))
+        time.sleep(1.5)  # serve alone stores the Follow but does not act on it
+        assert c.sql("SELECT state FROM jobs WHERE kind='ap.inbound'") == [("queued",)]
+        worker = subprocess.Popen([sys.executable, "-m", "hub", "--config", str(c.config), "worker"], cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        follow_accepted_wait = lambda: b.sql(  # noqa: E731
+            "SELECT f.state FROM follows f JOIN actors t ON t.id=f.followee_id "
+            f"WHERE t.uri='{c.actor_uri(org)}'") == [("accepted",)]
+        wait_until(follow_accepted_wait, message="the worker to accept the follow")
+        uri = c.cli("post", org, "from the worker").strip()
+        wait_until(lambda: in_timeline(b, fan, uri), message="the worker to deliver")
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=15)
+        c.stop()

@@ -260,3 +260,18 @@ async def test_duplicate_jobs_are_not_queued_twice(hub):
         ids = await job_store.put_jobs(conn, rows)
         again = await job_store.put_jobs(conn, [job_store.job_row("x", {}, dedupe_key="same")])
     assert len(ids) == 1 and again == []
+
+
+async def test_activities_over_64_kb_are_not_sent(served_hub, remote, acme):
+    from hub.store import messages as msg_store
+
+    _, row = await follower(served_hub, remote, "a")
+    await add_followers(served_hub, acme, [row])
+    note = await outbox.post_note(served_hub, acme, "short for now")
+    async with served_hub.db.write() as conn:  # a body no caller could produce, to prove the guard
+        await msg_store.update_message(conn, note.id, {"content_html": "<p>" + "x" * 70_000 + "</p>"})
+    await served_hub.runner.drain(raise_errors=False)
+    assert remote.received == []
+    async with served_hub.db.read() as conn:
+        (state, error) = (await conn.execute(sa.text("SELECT state, last_error FROM jobs WHERE kind='outbox.publish'"))).one()
+    assert state == "failed" and "larger than" in error
