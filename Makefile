@@ -10,9 +10,11 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Settings for `make run` (development mode: plain http and loopback federation allowed).
 RUN_ENV := ROUNDTABLE_DEV=1 ROUNDTABLE_DOMAIN=localhost:8080 ROUNDTABLE_LISTEN=localhost:8080 ROUNDTABLE_DATA=$(DATA)
 
-.PHONY: run test install install-test bench screenshots clean
+.PHONY: run test install install-test bench clean
 
 $(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Roundtable needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || ./.ci/deps
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
@@ -32,6 +34,7 @@ run: install
 	$(RUN_ENV) exec $(BIN)/roundtable serve
 
 test: install-test
+	@./.ci/deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-test
