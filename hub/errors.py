@@ -55,6 +55,11 @@ class Unauthorized(HubError):
     status = 401
 
 
+class KeyUnavailable(Unauthorized):
+    """The signing key could not be fetched: the signature cannot be checked
+    (which is not the same as a signature known to be bad)."""
+
+
 class PayloadTooLarge(HubError):
     status = 413
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from hub.errors import BadRequest, FetchError, HubError, NotFound, PayloadTooLarge, Unauthorized
+from hub.errors import BadRequest, FetchError, HubError, KeyUnavailable, NotFound, PayloadTooLarge, Unauthorized
 from hub.federation import discovery, httpsig
 from hub.federation.documents import host_of, id_of, same_origin, types_of
 from hub.ids import new_id
@@ -142,13 +142,13 @@ async def key_for(fed: Federation, parsed: httpsig.ParsedSignature):
     try:
         key = await discovery.get_key(fed, parsed.key_id)
     except (FetchError, NotFound) as exc:
-        raise Unauthorized("cannot fetch the signing key", detail=str(exc)) from None
+        raise KeyUnavailable("cannot fetch the signing key", detail=str(exc)) from None
     if key is not None and key.owner_deleted_at is None and httpsig.verify_parsed(parsed, fed.hub.keys.public(key.public_key)):
         return key
     try:
         key = await discovery.get_key(fed, parsed.key_id, refresh=True)
     except (FetchError, NotFound) as exc:
-        raise Unauthorized("cannot fetch the signing key", detail=str(exc)) from None
+        raise KeyUnavailable("cannot fetch the signing key", detail=str(exc)) from None
     if key is None:
         raise Unauthorized("unknown signing key")
     if key.owner_deleted_at is not None:
@@ -200,6 +200,11 @@ class InboxRoutes:
             actor_uri = id_of(doc.get("actor"))
             if actor_uri != key.owner_uri and not same_origin(actor_uri, key.owner_uri):
                 raise Unauthorized("the signer is not the activity's actor")
+            activity_id = doc.get("id")
+            if isinstance(activity_id, str) and not same_origin(activity_id, actor_uri):
+                # An id on someone else's origin could pre-empt (through our
+                # replay check) the real activity that will carry it.
+                raise BadRequest("the activity's id is not on its actor's origin")
         except HubError as exc:
             if exc.status >= 500:
                 log.exception("inbox error")

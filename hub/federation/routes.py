@@ -19,7 +19,7 @@ from aiohttp import web
 
 from hub import __version__, addressing, web as pages
 from hub.actors import INSTANCE_USERNAME
-from hub.errors import HubError, Unauthorized
+from hub.errors import HubError, KeyUnavailable, Unauthorized
 from hub.federation import render
 from hub.federation.inbox import InboxRoutes, error_response, verify_request
 from hub.store import actors as actor_store, jobs as job_store, messages as msg_store, social
@@ -50,7 +50,9 @@ class Routes:
     async def requester(self, request: web.Request) -> sa.Row | None:
         """The actor whose key signed this GET, or None when unsigned.
 
-        An invalid signature is refused (401), not treated as anonymous.
+        An invalid signature is refused (401), not treated as anonymous. A
+        signature whose key cannot be fetched right now is treated as
+        anonymous (public content only), unless ``authorized_fetch`` is on.
         """
         from hub.federation.httpsig import has_signature
 
@@ -58,7 +60,12 @@ class Routes:
             if self.hub.cfg.authorized_fetch:
                 raise Unauthorized("this server requires signed requests")
             return None
-        _parsed, key = await verify_request(self.fed, request, None)
+        try:
+            _parsed, key = await verify_request(self.fed, request, None)
+        except KeyUnavailable:
+            if self.hub.cfg.authorized_fetch:
+                raise
+            return None
         async with self.hub.db.read() as conn:
             return await actor_store.get_actor_by_uri(conn, key.owner_uri)
 
@@ -178,7 +185,10 @@ class Routes:
             return error_response(404, "no such actor")
         if not pages.wants_activity_json(request):
             return await pages.profile_page(request, actor)
-        await self.requester(request)
+        if self.hub.cfg.authorized_fetch:
+            await self.requester(request)
+        # Otherwise the actor document is public: no signature check, so a
+        # peer fetching our key never waits on us fetching theirs.
         return ap_response(render.actor_to_json(self.hub, actor))
 
     async def instance_actor(self, request: web.Request) -> web.StreamResponse:

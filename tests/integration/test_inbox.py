@@ -131,6 +131,7 @@ def _stale_date() -> str:
         ("not_json", 400, "not valid JSON"),
         ("not_activity", 400, "not an activity"),
         ("other_actor", 401, "signer is not"),
+        ("foreign_id", 400, "not on its actor's origin"),
         ("oversized", 413, "larger than"),
         ("oversized_unsigned", 413, "larger than"),
     ],
@@ -162,6 +163,9 @@ async def test_bad_requests_are_refused_and_store_nothing(served_hub, remote, re
         got, text = await post_signed(session, url, None, zoe, body=b"{not json")
     elif case == "not_activity":
         got, text = await post_signed(session, url, None, zoe, body=b'["a list"]')
+    elif case == "foreign_id":
+        spoofed = dict(activity, id=f"{remote2.base}/activities/1")  # pre-empting another server's id
+        got, text = await post_signed(session, url, spoofed, zoe)
     elif case == "other_actor":
         forged = note_activity(other, to=[acme.uri])
         got, text = await post_signed(session, url, forged, zoe)  # zoe signs an activity of mallory's, on another server

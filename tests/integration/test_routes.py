@@ -179,3 +179,15 @@ async def test_note_has_context_and_replies_collection(served_hub, session, acme
     assert items == [root.uri, reply.uri]
     # the reply addressed the parent's author and mentions them
     assert reply_doc["tag"][0]["href"] == acme.uri and acme.uri in reply_doc["cc"]
+
+
+async def test_a_signature_we_cannot_check_yet_gets_public_content_only(served_hub, session, remote, acme):
+    ghost = remote.add_actor("ghost")
+    remote.gone.add(ghost.uri)  # its key cannot be fetched
+    public = await outbox.post_note(served_hub, acme, "for everyone")
+    private = await outbox.post_note(served_hub, acme, "members", visibility="followers")
+    for url, status in ((public.uri, 200), (private.uri, 404), (acme.uri, 200)):
+        headers = ghost.sign(url, None, shape="mastodon-4.4-get")
+        headers.pop("Host")
+        async with session.get(url, headers=headers) as resp:
+            assert resp.status == status, url
