@@ -267,14 +267,14 @@ def inbound(tmp: Path, seconds: int, count: int) -> dict:
 
 async def _seed(env: dict, servers: int, actors: int, base_port: int, pem: str) -> None:
     """Followers on the receiving servers, stored as if their Follows had arrived."""
+    from bench.peers import actor_doc
     from hub import actors as actor_svc
     from hub.app import open_hub
     from hub.config import load_config
     from hub.federation import documents
     from hub.ids import new_id
-    from hub.store import actors as actor_store, social
-
-    from bench.peers import actor_doc
+    from hub.store import actors as actor_store
+    from hub.store import social
 
     hub = await open_hub(load_config(env=env))
     try:

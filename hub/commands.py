@@ -17,7 +17,10 @@ from hub.context import Hub
 from hub.db import create_engine, migrate
 from hub.errors import NotFound, UsageError
 from hub.federation import discovery, render
-from hub.store import actors as actor_store, jobs as job_store, messages as msg_store, social
+from hub.store import actors as actor_store
+from hub.store import jobs as job_store
+from hub.store import messages as msg_store
+from hub.store import social
 
 
 async def run(cfg: Config, args: argparse.Namespace) -> int:

@@ -206,7 +206,7 @@ class Runner:
     async def _flush(self) -> None:
         while self._results:
             batch, self._results = self._results[:500], self._results[500:]
-            await self.db.run_write(lambda conn: job_store.finish_jobs(conn, batch), inline=True)
+            await self.db.run_write(lambda conn, batch=batch: job_store.finish_jobs(conn, batch), inline=True)
 
     async def _writer(self) -> None:
         while True:
@@ -228,7 +228,7 @@ class Runner:
                 continue
             until = utcnow() + dt.timedelta(seconds=self.cfg.job_lease_s)
             try:
-                await self.db.run_write(lambda conn: job_store.extend_leases(conn, ids, until=until), inline=True)
+                await self.db.run_write(lambda conn, ids=ids, until=until: job_store.extend_leases(conn, ids, until=until), inline=True)
             except Exception:
                 log.exception("could not renew job leases")
 

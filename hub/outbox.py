@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from hub import addressing, text as textmod
+from hub import addressing
+from hub import text as textmod
 from hub.context import Hub
 from hub.errors import Forbidden, NotFound, UsageError
 from hub.ids import new_id
-from hub.store import actors as actor_store, messages as msg_store, social
+from hub.store import actors as actor_store
+from hub.store import messages as msg_store
+from hub.store import social
 from hub.store.base import Conn, utcnow
 from hub.store.jobs import job_row, put_jobs
 

@@ -16,7 +16,8 @@ from aiohttp import web
 
 from hub import __version__
 from hub.context import Hub
-from hub.store import messages as msg_store, social
+from hub.store import messages as msg_store
+from hub.store import social
 
 HUB_KEY = web.AppKey("hub", Hub)
 JINJA_KEY = web.AppKey("jinja", jinja2.Environment)

@@ -25,7 +25,8 @@ from hub.federation.client import status_error
 from hub.federation.documents import host_of
 from hub.federation.render import AP_CONTENT_TYPE
 from hub.jobs import Outcome
-from hub.store import actors as actor_store, jobs as job_store
+from hub.store import actors as actor_store
+from hub.store import jobs as job_store
 
 if TYPE_CHECKING:
     from hub.federation import Federation

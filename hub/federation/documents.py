@@ -14,7 +14,8 @@ import functools
 from typing import Any
 from urllib.parse import urlsplit
 
-from hub import crypto, text as textmod
+from hub import crypto
+from hub import text as textmod
 from hub.errors import BadRequest
 
 ACTOR_TYPES = frozenset({"Person", "Organization", "Service", "Application", "Group"})

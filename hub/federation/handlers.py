@@ -21,7 +21,10 @@ from hub.federation import discovery
 from hub.federation import documents as docs
 from hub.ids import new_id
 from hub.jobs import DONE, Outcome
-from hub.store import actors as actor_store, jobs as job_store, messages as msg_store, social
+from hub.store import actors as actor_store
+from hub.store import jobs as job_store
+from hub.store import messages as msg_store
+from hub.store import social
 from hub.store.base import Conn, utcnow
 
 if TYPE_CHECKING:

@@ -30,11 +30,20 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from hub.errors import BadRequest, FetchError, HubError, KeyUnavailable, NotFound, PayloadTooLarge, Unauthorized
+from hub.errors import (
+    BadRequest,
+    FetchError,
+    HubError,
+    KeyUnavailable,
+    NotFound,
+    PayloadTooLarge,
+    Unauthorized,
+)
 from hub.federation import discovery, httpsig
 from hub.federation.documents import host_of, id_of, same_origin, types_of
 from hub.ids import new_id
-from hub.store import actors as actor_store, jobs as job_store
+from hub.store import actors as actor_store
+from hub.store import jobs as job_store
 from hub.store.base import utcnow
 
 if TYPE_CHECKING:
@@ -78,7 +87,7 @@ class InboxWriter:
             try:
                 now = utcnow()
                 stored = await self.fed.hub.db.run_write(
-                    lambda conn: job_store.put_inbound_batch(conn, items, now=now), inline=True
+                    lambda conn, items=items, now=now: job_store.put_inbound_batch(conn, items, now=now), inline=True
                 )
             except Exception as exc:  # every waiter gets the error; nothing half-done is answered 202
                 log.exception("could not store %d inbound activities", len(batch))

@@ -18,7 +18,10 @@ from hub.errors import HubError
 from hub.federation import discovery, render
 from hub.federation.documents import host_of
 from hub.jobs import DONE, Outcome
-from hub.store import actors as actor_store, jobs as job_store, messages as msg_store, social
+from hub.store import actors as actor_store
+from hub.store import jobs as job_store
+from hub.store import messages as msg_store
+from hub.store import social
 from hub.store.base import Conn, utcnow
 
 if TYPE_CHECKING:

@@ -17,12 +17,16 @@ from urllib.parse import unquote, urlencode
 import sqlalchemy as sa
 from aiohttp import web
 
-from hub import __version__, addressing, web as pages
+from hub import __version__, addressing
+from hub import web as pages
 from hub.actors import INSTANCE_USERNAME
 from hub.errors import HubError, KeyUnavailable, Unauthorized
 from hub.federation import render
 from hub.federation.inbox import InboxRoutes, error_response, verify_request
-from hub.store import actors as actor_store, jobs as job_store, messages as msg_store, social
+from hub.store import actors as actor_store
+from hub.store import jobs as job_store
+from hub.store import messages as msg_store
+from hub.store import social
 
 if TYPE_CHECKING:
     from hub.federation import Federation

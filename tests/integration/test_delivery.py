@@ -15,7 +15,8 @@ from multidict import CIMultiDict
 from hub import actors, crypto, outbox
 from hub.federation import discovery, httpsig
 from hub.jobs import Runner
-from hub.store import jobs as job_store, social
+from hub.store import jobs as job_store
+from hub.store import social
 from hub.store.base import utcnow
 
 

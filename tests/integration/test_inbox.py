@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from hub import actors, outbox
 from hub.federation import discovery
-from hub.store import messages as msg_store, social
+from hub.store import messages as msg_store
+from hub.store import social
 from tests.helpers import PUBLIC, KeyPair, load_fixture, post_signed
 
 STYLES = [

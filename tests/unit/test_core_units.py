@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from pathlib import Path
@@ -16,7 +17,6 @@ from hub.federation.client import HttpClient, address_allowed
 from hub.jobs import Outcome, next_state
 from hub.uris import Uris
 
-
 # --- configuration --------------------------------------------------------------------------
 
 
@@ -29,8 +29,8 @@ def test_environment_overrides_the_file(tmp_path: Path):
     assert cfg.listen_port == 9000
     assert cfg.retry_schedule_s == (1.0, 2.0)
     assert cfg.database_url.startswith("sqlite+aiosqlite:///") and cfg.database_url.endswith("roundtable.db")
-    with pytest.raises(Exception):
-        cfg.domain = "x"  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.domain = "x"  # type: ignore[misc]
 
 
 def test_development_mode_switches_to_http():
