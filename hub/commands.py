@@ -238,7 +238,8 @@ async def cmd_react(hub: Hub, args) -> int:
     message = await _message_by_uri(hub, args.uri)
     kind = "like" if args.command == "like" else "announce"
     await outbox.react(hub, me, message, kind, undo=args.undo)
-    print(f"{'un' if args.undo else ''}{args.command}d {message.uri}".replace("boostd", "boosted"))
+    done = {"like": "liked", "boost": "boosted"}[args.command]
+    print(f"{'un' if args.undo else ''}{done} {message.uri}")
     return 0
 
 

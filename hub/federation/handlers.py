@@ -112,20 +112,24 @@ async def _find_follow(conn: Conn, fed: Federation, obj, *, followee: sa.Row | N
 
 
 async def handle_accept(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | None) -> Outcome:
-    async with fed.hub.db.write() as conn:
-        follow = await _find_follow(conn, fed, doc.get("object"))
-        if follow is None or follow.followee_id != actor.id:
-            return _ignored("Accept of no follow request of ours to this actor")
-        await social.accept_follow(conn, follow.id)
-    return DONE
+    return await _answer_follow(fed, doc, actor, accept=True)
 
 
 async def handle_reject(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | None) -> Outcome:
+    """A Reject ends a pending request, or an accepted follow (the followee
+    removed the follower)."""
+    return await _answer_follow(fed, doc, actor, accept=False)
+
+
+async def _answer_follow(fed: Federation, doc: dict, actor: sa.Row, *, accept: bool) -> Outcome:
     async with fed.hub.db.write() as conn:
         follow = await _find_follow(conn, fed, doc.get("object"))
         if follow is None or follow.followee_id != actor.id:
-            return _ignored("Reject of no follow of ours to this actor")
-        await social.delete_follow(conn, follow.id)
+            return _ignored(f"{doc.get('type')} of no follow of ours to this actor")
+        if accept:
+            await social.accept_follow(conn, follow.id)
+        else:
+            await social.delete_follow(conn, follow.id)
     return DONE
 
 
