@@ -1,0 +1,116 @@
+"""The command line as other tools use it: outputs, exit codes, JSON shapes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sqlite3
+import sys
+
+import pytest
+from argon2 import PasswordHasher
+
+from hub.cli import main
+from tests.helpers import free_port
+
+
+@pytest.fixture
+def config(tmp_path):
+    port = free_port()
+    path = tmp_path / "rt.toml"
+    path.write_text(f'domain = "localhost:{port}"\nlisten = "127.0.0.1:{port}"\ndata = "{tmp_path / "data"}"\ndev = true\n')
+    return path
+
+
+def run(config, *args, stdin: str | None = None):
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(["--config", str(config), *args])
+            except SystemExit as exc:  # argparse errors
+                rc = exc.code
+    finally:
+        sys.stdin = old
+    return rc, out.getvalue(), err.getvalue()
+
+
+def db(config):
+    return sqlite3.connect(config.parent / "data" / "roundtable.db")
+
+
+def test_migrate_twice(config):
+    assert run(config, "migrate")[:2] == (0, "applied 0001\n")
+    assert run(config, "migrate")[:2] == (0, "database is up to date\n")
+
+
+def test_actor_add_with_password_from_stdin_and_list_json(config):
+    rc, out, _ = run(config, "actor", "add", "dana", "--kind", "person", "--name", "Dana", "--email", "dana@example.org",
+                     "--password-stdin", stdin="correct horse battery\n")
+    assert rc == 0 and out.strip().endswith("/users/dana")
+    (hashed,) = db(config).execute("SELECT password_hash FROM accounts WHERE username='dana'").fetchone()
+    assert hashed.startswith("$argon2") and PasswordHasher().verify(hashed, "correct horse battery")
+    run(config, "actor", "add", "acme", "--kind", "organization")
+    rc, out, _ = run(config, "actor", "list", "--json")
+    listed = json.loads(out)
+    assert [(a["username"], a["kind"], a["type"]) for a in listed] == [
+        ("acme", "organization", "Organization"), ("dana", "person", "Person")]
+    assert all(a["uri"].endswith("/users/" + a["username"]) and a["handle"].startswith("@") for a in listed)
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["actor", "add", "dana", "--kind", "person", "--password-stdin"], "", "no password on stdin"),
+        (["actor", "add", "dana", "--kind", "person", "--password-stdin"], "short\n", "at least 8"),
+        (["actor", "add", "dana", "--kind", "person", "--email", "not-an-email"], None, "invalid email"),
+        (["actor", "add", "admin", "--kind", "person"], None, "reserved"),
+        (["post", "ghost", "hello"], None, "no local actor"),
+        (["timeline", "ghost"], None, "no local actor"),
+        (["deliveries", "https://elsewhere.example/x"], None, "no local note"),
+        (["follow", "x", "@@@"], None, "no local actor"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(config, args, stdin, message):
+    rc, out, err = run(config, *args, stdin=stdin)
+    assert rc != 0 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_duplicate_username_and_email_are_refused(config):
+    assert run(config, "actor", "add", "dana", "--kind", "person", "--email", "d@example.org")[0] == 0
+    rc, _, err = run(config, "actor", "add", "dana", "--kind", "organization")
+    assert rc == 1 and "already taken" in err
+    rc, _, err = run(config, "actor", "add", "other", "--kind", "person", "--email", "d@example.org")
+    assert rc == 1 and "already in use" in err
+
+
+def test_demo_creates_accounts_once_and_reprints_them(config):
+    rc, first, _ = run(config, "demo")
+    assert rc == 0 and "@acme@" in first and "@alice@" in first and "password:" in first
+    rc, second, _ = run(config, "demo")
+    assert rc == 0 and "not created" in second and first.strip().splitlines()[-1] in second
+    kinds = dict(db(config).execute("SELECT username, type FROM actors WHERE local = 1").fetchall())
+    assert kinds == {"acme": "Organization", "alice": "Person", "instance.actor": "Application"}
+
+
+def test_post_prints_the_uri_and_local_followers_see_it(config):
+    run(config, "actor", "add", "acme", "--kind", "organization")
+    run(config, "actor", "add", "dana", "--kind", "person")
+    rc, out, _ = run(config, "follow", "dana", "@acme@" + config.read_text().split('"')[1])
+    assert rc == 0 and out.startswith("following")
+    rc, out, _ = run(config, "post", "acme", "Hello, customers")
+    uri = out.strip()
+    rc, out, _ = run(config, "timeline", "dana", "--json")
+    (entry,) = json.loads(out)
+    assert entry["uri"] == uri and entry["text"] == "Hello, customers" and entry["visibility"] == "public"
+    assert set(entry) >= {"uri", "author", "text", "in_reply_to", "context", "visibility", "published"}
+    rc, out, _ = run(config, "post", "acme", "members", "--visibility", "followers")
+    rc, out, _ = run(config, "post", "dana", "a reply", "--reply-to", uri)
+    rc, out, _ = run(config, "timeline", "acme", "--json")
+    (reply,) = json.loads(out)
+    assert reply["in_reply_to"] == uri and reply["context"] == entry["context"]
