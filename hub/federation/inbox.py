@@ -57,12 +57,17 @@ def error_response(status: int, reason: str) -> web.Response:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, however it arrives (in pieces, chunked), never more than ``limit``."""
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    data = await request.content.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"body is larger than {limit} bytes")
-    return data
+    buf = bytearray()
+    while True:
+        chunk = await request.content.read(65536)  # what has arrived; b"" at the end
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > limit:
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
 
 
 class InboxWriter:

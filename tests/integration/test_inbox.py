@@ -5,6 +5,7 @@ Fedify (see tests/helpers.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -347,3 +348,38 @@ async def test_remote_block_ends_follows_and_stops_our_deliveries(served_hub, re
     assert [r["json"]["type"] for r in remote.received] == ["Reject"]
     async with served_hub.db.read() as conn:
         assert await social.count_follows(conn, acme.id, followers=True) == 0
+
+
+async def _send_in_pieces(session, url, body: bytes, headers: dict, piece: int):
+    async def pieces():
+        for i in range(0, len(body), piece):
+            yield body[i : i + piece]
+            await asyncio.sleep(0.01)
+
+    async with session.post(url, data=pieces(), headers=headers) as resp:  # chunked transfer, no Content-Length
+        return resp.status, await resp.text()
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    activity = note_activity(zoe, to=[acme.uri], text="long " + "words " * 25_000)  # about 150 KB
+    body = json.dumps(activity).encode()
+    url = inbox_url(served_hub)
+    headers = zoe.sign(url, body)
+    for name in ("Host", "Content-Length"):
+        headers.pop(name)
+    status, text = await _send_in_pieces(session, url, body, headers, 40_000)
+    assert status == 202, text
+
+
+async def test_a_chunked_body_over_the_limit_gets_413(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    body = json.dumps(dict(note_activity(zoe, to=[acme.uri]), padding="x" * 1_500_000)).encode()
+    url = inbox_url(served_hub)
+    headers = zoe.sign(url, body)
+    for name in ("Host", "Content-Length"):
+        headers.pop(name)
+    before = await counts(served_hub)
+    status, text = await _send_in_pieces(session, url, body, headers, 50_000)
+    assert status == 413 and "larger than" in text
+    assert await counts(served_hub) == before
