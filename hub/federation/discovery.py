@@ -225,24 +225,22 @@ async def _get_key(fed: Federation, key_id: str, *, refresh: bool) -> sa.Row | N
             fed.key_refetch_at.clear()
     if hub.uris.is_local(key_id):
         return row
-    if row is not None:
-        # We know the owner: refetch it, which replaces its keys.
-        await fetch_actor(fed, row.owner_uri, refresh=True)
-    else:
-        url = urldefrag(key_id)[0]
-        doc, final_url = await fetch_document(fed, url)
-        if docs.types_of(doc) & docs.ACTOR_TYPES:
-            actor_uri = doc.get("id")
-            if isinstance(actor_uri, str) and actor_uri != url and docs.same_origin(actor_uri, final_url):
-                # A stub at the key URL (GoToSocial's /main-key): load the real actor.
-                await fetch_actor(fed, actor_uri, refresh=True)
-            else:
-                await store_actor_document(fed, doc, fetched_from=final_url)
+    # Dereference the key id itself (not the owner we have on file): the
+    # document there says who owns the key now.
+    url = urldefrag(key_id)[0]
+    doc, final_url = await fetch_document(fed, url)
+    if docs.types_of(doc) & docs.ACTOR_TYPES:
+        actor_uri = doc.get("id")
+        if isinstance(actor_uri, str) and actor_uri != url and docs.same_origin(actor_uri, final_url):
+            # A stub at the key URL (GoToSocial's /main-key): load the real actor.
+            await fetch_actor(fed, actor_uri, refresh=True)
         else:
-            owner = docs.id_of(doc.get("owner") or doc.get("controller")) if isinstance(doc, dict) else None
-            if not owner or not docs.same_origin(owner, key_id):
-                raise FetchError(f"key {key_id} has no owner of its origin", permanent=True)
-            await fetch_actor(fed, owner, refresh=True)
+            await store_actor_document(fed, doc, fetched_from=final_url)
+    else:
+        owner = docs.id_of(doc.get("owner") or doc.get("controller")) if isinstance(doc, dict) else None
+        if not owner or not docs.same_origin(owner, key_id):
+            raise FetchError(f"key {key_id} has no owner of its origin", permanent=True)
+        await fetch_actor(fed, owner, refresh=True)
     async with hub.db.read() as conn:
         row = await actor_store.get_key(conn, key_id)
     if row is not None:

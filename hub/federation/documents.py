@@ -111,7 +111,9 @@ def parse_keys(doc: dict) -> list[dict]:
     """Every key an actor document declares for itself, as store rows.
 
     ``publicKey`` may be one object or a list (Fedify); FEP-521a Multikeys in
-    ``assertionMethod`` are Ed25519. A key owned by someone else is ignored.
+    ``assertionMethod`` are Ed25519. A key owned by someone else, or whose id
+    is on another origin, is ignored: a document cannot claim another
+    server's key id (and lock that server's actor out by squatting it).
     """
     actor_uri = doc.get("id")
     out: dict[str, dict] = {}
@@ -121,6 +123,8 @@ def parse_keys(doc: dict) -> list[dict]:
         key_id, pem = key.get("id"), key.get("publicKeyPem")
         owner = key.get("owner") or key.get("controller") or actor_uri
         if not isinstance(key_id, str) or not isinstance(pem, str) or owner != actor_uri:
+            continue
+        if not same_origin(key_id, actor_uri):
             continue
         try:
             loaded = crypto.load_public_pem(pem)
@@ -132,6 +136,8 @@ def parse_keys(doc: dict) -> list[dict]:
             continue
         key_id, multibase = key.get("id"), key.get("publicKeyMultibase")
         if not isinstance(key_id, str) or not isinstance(multibase, str) or key.get("controller", actor_uri) != actor_uri:
+            continue
+        if not same_origin(key_id, actor_uri):
             continue
         try:
             loaded = crypto.load_multikey(multibase)

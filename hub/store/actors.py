@@ -95,10 +95,15 @@ async def upsert_remote_actor(conn: Conn, values: dict, actor_keys: list[dict]) 
         )
     await conn.execute(sa.delete(keys).where(keys.c.actor_id == actor_id))
     for key in actor_keys:
-        # A key id claimed by another actor stays with the first owner; a
-        # document cannot steal a key by naming it.
+        # Key ids are on the actor's own origin (documents.parse_keys), so the
+        # latest document of that server that names a key owns it.
         stmt = insert(conn, keys).values(actor_id=actor_id, created_at=now, **key)
-        await conn.execute(stmt.on_conflict_do_nothing())
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[keys.c.key_id],
+                set_={"actor_id": actor_id, "kind": key["kind"], "public_key": key["public_key"], "created_at": now},
+            )
+        )
     return actor_id
 
 

@@ -199,10 +199,37 @@ async def test_delete_from_unknown_actor_is_dropped_without_fetching_its_key(ser
 async def test_key_rotation_refetches_the_key_once(served_hub, remote, session, acme):
     zoe = remote.add_actor("zoe")
     await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    remote.requests.clear()
     zoe.key = KeyPair()  # rotated at the origin; our cache holds the old key
     status, text = await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe)
     assert status == 202, text
-    assert ("GET", "/users/zoe") in remote.requests
+    assert remote.requests == [("GET", "/users/zoe")]
+    # Bad signatures right after are refused without fetching the key again
+    # (at most one refetch per key every 30 s: no amplification).
+    for _ in range(3):
+        status, text = await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe,
+                                         key=KeyPair())
+        assert status == 401 and "does not verify" in text
+    assert remote.requests == [("GET", "/users/zoe")]
+
+
+async def test_a_squatted_key_id_cannot_lock_its_owner_out(served_hub, remote, remote2, session, acme):
+    zoe = remote.add_actor("zoe")
+    mallory = remote2.add_actor("mallory")
+    await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    original = remote2.actors["mallory"].doc
+
+    class Squatter(type(mallory)):
+        @property
+        def doc(self):
+            doc = dict(original)
+            doc["publicKey"] = dict(original["publicKey"], id=zoe.key_id)  # claims zoe's key id
+            return doc
+
+    mallory.__class__ = Squatter
+    await discovery.fetch_actor(served_hub.federation, mallory.uri, refresh=True)
+    status, text = await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe)
+    assert status == 202, text
 
 
 async def test_gotosocial_key_stub_leads_to_the_full_actor(served_hub, remote, session, acme):

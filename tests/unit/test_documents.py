@@ -58,6 +58,12 @@ def test_keys_claiming_another_owner_are_ignored():
     assert docs.parse_actor(doc, new_id="x")[1] == []
 
 
+def test_key_ids_on_another_origin_are_ignored():
+    doc, _ = actor_fixture("mastodon")
+    doc["publicKey"]["id"] = "https://victim.example/users/zoe#main-key"  # squatting someone else's key id
+    assert docs.parse_actor(doc, new_id="x")[1] == []
+
+
 def test_remote_profile_html_is_sanitised():
     doc, _ = actor_fixture("mastodon")
     values, _ = docs.parse_actor(doc, new_id="x")
