@@ -76,7 +76,8 @@ def next_state(cfg: Config, job: sa.Row, outcome: Outcome, *, now: dt.datetime, 
             wait = schedule[step]
             wait *= 1 + rng.uniform(-cfg.retry_jitter, cfg.retry_jitter)
             if outcome.retry_after_s is not None:
-                wait = max(wait, outcome.retry_after_s)
+                # Honour a longer Retry-After, but not beyond our longest wait.
+                wait = max(wait, min(outcome.retry_after_s, max(schedule)))
             next_try_at = now + dt.timedelta(seconds=max(wait, 0.0))
             state = "queued"
     error = outcome.error
@@ -136,6 +137,7 @@ class Runner:
         self._inflight: dict[asyncio.Task, sa.Row] = {}
         self._hosts: collections.Counter[str] = collections.Counter()
         self._host_limits: dict[str, asyncio.Semaphore] = {}
+        self._flush_failures = 0
         self.errors: list[BaseException] = []
 
     def wake(self) -> None:
@@ -204,9 +206,26 @@ class Runner:
         return result
 
     async def _flush(self) -> None:
+        """Record outcomes, oldest first. A batch that cannot be written stays
+        queued (the caller retries); after a few failed tries its results are
+        written one by one, so one bad row cannot hold back the others, and a
+        result that cannot be written even alone is dropped and its job, still
+        leased, runs again when the lease ends."""
         while self._results:
-            batch, self._results = self._results[:500], self._results[500:]
-            await self.db.run_write(lambda conn, batch=batch: job_store.finish_jobs(conn, batch), inline=True)
+            batch = self._results[:500]
+            try:
+                await self.db.run_write(lambda conn, batch=batch: job_store.finish_jobs(conn, batch), inline=True)
+            except Exception:
+                self._flush_failures += 1
+                if self._flush_failures < 3:
+                    raise
+                for result in batch:
+                    try:
+                        await self.db.run_write(lambda conn, r=result: job_store.finish_jobs(conn, [r]), inline=True)
+                    except Exception:
+                        log.exception("dropping the outcome of job %s; it runs again after its lease", result["id"])
+            self._flush_failures = 0
+            del self._results[: len(batch)]
 
     async def _writer(self) -> None:
         while True:

@@ -238,6 +238,7 @@ class FakeRemote:
         self.reject_rfc9421 = False
         self.nodeinfo_software: str | None = None
         self.inbox_delay_s = 0.0
+        self.inbox_body = b""
         self._runner: web.AppRunner | None = None
         self.event = asyncio.Event()
 
@@ -285,7 +286,7 @@ class FakeRemote:
             self.received.append({"path": path, "headers": dict(request.headers), "body": body, "status": status,
                                   "json": json.loads(body) if body else None})
             self.event.set()
-            return web.Response(status=status, headers=self.inbox_headers)
+            return web.Response(status=status, headers=self.inbox_headers, body=self.inbox_body)
         if path == "/.well-known/webfinger":
             resource = request.query.get("resource", "")
             user = resource.removeprefix("acct:").split("@")[0]

@@ -86,7 +86,7 @@ class Response:
             )
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise FetchError(f"{self.url} returned invalid JSON", permanent=True) from None
 
 

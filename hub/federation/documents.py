@@ -28,12 +28,26 @@ def as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
+MAX_URI = 2048
+
+
+def valid_uri(value: Any) -> str | None:
+    """A URI we can store and compare: a string of at most 2048 characters,
+    without NUL, spaces or other control characters; else None."""
+    if not isinstance(value, str) or not value or len(value) > MAX_URI:
+        return None
+    if any(ord(ch) < 33 for ch in value):
+        return None
+    return value
+
+
 def id_of(value: Any) -> str | None:
+    """The id of a value that may be a URI, an object with an ``id`` (or a
+    Link's ``href``), or a list of them; None when there is no usable one."""
     if isinstance(value, str):
-        return value
+        return valid_uri(value)
     if isinstance(value, dict):
-        v = value.get("id") or value.get("href")
-        return v if isinstance(v, str) else None
+        return valid_uri(value.get("id") or value.get("href"))
     if isinstance(value, list) and value:
         return id_of(value[0])
     return None
@@ -84,7 +98,7 @@ def parse_time(value: Any) -> dt.datetime | None:
 
 def _str(value: Any, limit: int = 2048) -> str | None:
     if isinstance(value, str):
-        return value[:limit]
+        return value.replace("\x00", "")[:limit]
     return None
 
 
@@ -95,7 +109,7 @@ def _bool(value: Any, default: bool) -> bool:
 def _icon_url(value: Any) -> str | None:
     for item in as_list(value):
         if isinstance(item, str):
-            return item
+            return valid_uri(item)
         if isinstance(item, dict):
             url = item.get("url")
             if isinstance(url, list):
@@ -103,7 +117,7 @@ def _icon_url(value: Any) -> str | None:
             elif isinstance(url, dict):
                 url = url.get("href")
             if isinstance(url, str):
-                return url
+                return valid_uri(url)
     return None
 
 
@@ -151,9 +165,9 @@ def parse_actor(doc: Any, *, new_id: str) -> tuple[dict, list[dict]]:
     """Store values and keys of a remote actor document. Raises BadRequest if unusable."""
     if not isinstance(doc, dict):
         raise BadRequest("actor document is not an object")
-    uri = doc.get("id")
+    uri = valid_uri(doc.get("id"))
     types = types_of(doc) & ACTOR_TYPES
-    if not isinstance(uri, str) or not types:
+    if not uri or not types:
         raise BadRequest("document is not an actor")
     inbox = id_of(doc.get("inbox"))
     if not inbox:
@@ -161,7 +175,7 @@ def parse_actor(doc: Any, *, new_id: str) -> tuple[dict, list[dict]]:
     username = _str(doc.get("preferredUsername"), 255)
     if not username:
         webfinger = _str(doc.get("webfinger"), 512)
-        username = webfinger.split("@", 1)[0] if webfinger else urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
+        username = webfinger.split("@", 1)[0] if webfinger else urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1][:255]
     endpoints = doc.get("endpoints") if isinstance(doc.get("endpoints"), dict) else {}
     shared_inbox = id_of(endpoints.get("sharedInbox")) or id_of(doc.get("sharedInbox"))
     fields = []
@@ -176,10 +190,10 @@ def parse_actor(doc: Any, *, new_id: str) -> tuple[dict, list[dict]]:
         "uri": uri,
         "type": sorted(types)[0],
         "username": username,
-        "domain": host_of(uri),
+        "domain": host_of(uri)[:255],
         "name": _str(doc.get("name"), 1024) or None,
         "summary": textmod.sanitize_html(_str(doc.get("summary"), 20000)) or None,
-        "url": url if isinstance(url, str) else uri,
+        "url": url or uri,
         "icon_url": _icon_url(doc.get("icon")),
         "manually_approves_followers": _bool(doc.get("manuallyApprovesFollowers"), False),
         "discoverable": _bool(doc.get("discoverable"), False),
@@ -209,7 +223,7 @@ def mentions_of(note: dict) -> list[str]:
 
 def parse_note(note: Any) -> dict:
     """The parts of a remote Note (or Article, Page...) we keep."""
-    if not isinstance(note, dict) or not isinstance(note.get("id"), str):
+    if not isinstance(note, dict) or not valid_uri(note.get("id")):
         raise BadRequest("object is not a note")
     if not types_of(note) & NOTE_TYPES:
         raise BadRequest(f"unsupported object type {sorted(types_of(note))}")
@@ -223,13 +237,13 @@ def parse_note(note: Any) -> dict:
     name = note.get("name") if isinstance(note.get("name"), str) else None
     if not content and name:
         content = f"<p>{textmod.html_to_text(name)}</p>"
-    html = textmod.sanitize_html(content[:100_000])
+    html = textmod.sanitize_html(content[:100_000].replace("\x00", ""))
     summary = _str(note.get("summary"), 2000)
     if summary is not None:
         summary = textmod.html_to_text(summary).strip("\u200b ") or None
     language = None
     if isinstance(note.get("contentMap"), dict) and note["contentMap"]:
-        language = str(next(iter(note["contentMap"])))[:16]
+        language = str(next(iter(note["contentMap"]))).replace("\x00", "")[:16]
     return {
         "uri": note["id"],
         "url": id_of(note.get("url")),

@@ -302,13 +302,16 @@ def _parse_cavage(raw: str, *, method: str, path_qs: str, headers: CIMultiDict) 
     )
 
 
+_TIMESTAMP = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,9})?$")
+
+
 def _int_or_none(value: str | None, name: str) -> int | None:
+    """``created``/``expires``: seconds, at most 15 digits (RFC 8941's integers)."""
     if value is None or value == "":
         return None
-    try:
-        return int(float(value))
-    except ValueError:
-        raise Unauthorized(f"malformed {name} parameter") from None
+    if not _TIMESTAMP.match(value):
+        raise Unauthorized(f"malformed {name} parameter")
+    return int(float(value))
 
 
 def _request_target(url: str) -> tuple[str, str]:
@@ -404,9 +407,11 @@ class _SFParser:
         if c == "?":
             self.i += 2
             return self.s[self.i - 1] == "1"
-        m = re.compile(r"-?[0-9]+(\.[0-9]+)?").match(self.s, self.i)
+        m = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,3})?").match(self.s, self.i)
         if m:
             self.i = m.end()
+            if self.peek().isdigit():
+                raise ValueError("number too long")  # RFC 8941: at most 15 digits
             return float(m.group(0)) if m.group(1) else int(m.group(0))
         m = re.compile(r"[A-Za-z*][A-Za-z0-9:/!#$%&'*+.^_`|~-]*").match(self.s, self.i)
         if m:

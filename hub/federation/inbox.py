@@ -40,7 +40,7 @@ from hub.errors import (
     Unauthorized,
 )
 from hub.federation import discovery, httpsig
-from hub.federation.documents import host_of, id_of, same_origin, types_of
+from hub.federation.documents import host_of, id_of, same_origin, types_of, valid_uri
 from hub.ids import new_id
 from hub.store import actors as actor_store
 from hub.store import jobs as job_store
@@ -94,12 +94,20 @@ class InboxWriter:
                 stored = await self.fed.hub.db.run_write(
                     lambda conn, items=items, now=now: job_store.put_inbound_batch(conn, items, now=now), inline=True
                 )
-            except Exception as exc:  # every waiter gets the error; nothing half-done is answered 202
-                log.exception("could not store %d inbound activities", len(batch))
-                for _a, _p, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
+            except Exception:
+                # One bad row must not fail the others: store them one by one;
+                # a row that still fails gets its error (a 503, nothing stored).
+                log.exception("could not store %d inbound activities together; storing them one by one", len(batch))
+                stored = set()
+                for a, p, fut in batch:
+                    try:
+                        stored |= await self.fed.hub.db.run_write(
+                            lambda conn, item=(a, p), now=now: job_store.put_inbound_batch(conn, [item], now=now)
+                        )
+                    except Exception as exc:
+                        log.exception("could not store inbound activity %s", a["uri"])
+                        if not fut.done():
+                            fut.set_exception(exc)
             for a, _p, fut in batch:
                 if not fut.done():
                     fut.set_result(a["id"] in stored)
@@ -109,7 +117,7 @@ class InboxWriter:
 def _peek_json(body: bytes):
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
 
 
@@ -210,11 +218,13 @@ class InboxRoutes:
             if doc is None:
                 raise BadRequest("body is not valid JSON")
             if not isinstance(doc, dict) or not types_of(doc) or not id_of(doc.get("actor")):
-                raise BadRequest("body is not an activity")
+                raise BadRequest("body is not an activity (it needs a type and an actor)")
             actor_uri = id_of(doc.get("actor"))
             if actor_uri != key.owner_uri and not same_origin(actor_uri, key.owner_uri):
                 raise Unauthorized("the signer is not the activity's actor")
             activity_id = doc.get("id")
+            if activity_id is not None and not valid_uri(activity_id):
+                raise BadRequest("the activity's id is not a usable URI")
             if isinstance(activity_id, str) and not same_origin(activity_id, actor_uri):
                 # An id on someone else's origin could pre-empt (through our
                 # replay check) the real activity that will carry it.
@@ -227,16 +237,13 @@ class InboxRoutes:
             return error_response(exc.status, exc.safe)
         if parsed.scheme == "rfc9421":
             await fed.remember_scheme(host_of(key.owner_uri), "rfc9421")
-        uri = doc.get("id") if isinstance(doc.get("id"), str) else None
-        if uri is None:
-            uri = "urn:sha256:" + hashlib.sha256(body).hexdigest()
-        obj = doc.get("object")
+        uri = valid_uri(doc.get("id")) or "urn:sha256:" + hashlib.sha256(body).hexdigest()
         row = {
             "id": new_id(),
-            "uri": uri[:2048],
-            "type": sorted(types_of(doc))[0][:64],
-            "actor_uri": actor_uri[:2048],
-            "object_uri": (id_of(obj) or "")[:2048] or None,
+            "uri": uri,
+            "type": sorted(types_of(doc))[0].replace("\x00", "")[:64],
+            "actor_uri": actor_uri,
+            "object_uri": id_of(doc.get("object")),
             "local": False,
             "raw": body.decode("utf-8", "replace"),
         }

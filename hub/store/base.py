@@ -11,6 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 Conn = AsyncConnection
 
 
+def clean_text(value: str | None, limit: int | None = None) -> str | None:
+    """Text as every backend stores it: no NUL characters (PostgreSQL refuses
+    them), at most ``limit`` characters."""
+    if value is None:
+        return None
+    value = value.replace("\x00", "")
+    return value[:limit] if limit is not None else value
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 

@@ -14,7 +14,7 @@ import json
 import sqlalchemy as sa
 
 from hub.ids import new_id
-from hub.store.base import Conn, insert, insert_ignore, utcnow
+from hub.store.base import Conn, clean_text, insert, insert_ignore, utcnow
 from hub.store.schema import activities, hosts, inboxes, job_attempts, jobs
 
 # --- jobs ----------------------------------------------------------------------------
@@ -112,12 +112,13 @@ def finish_jobs(conn: sa.Connection, results: list[dict]) -> None:
     if not results:
         return
     now = utcnow()
+    # Errors quote what peers answered: never let their bytes break the write.
     updates = [
-        (r["state"], r["next_try_at"], r.get("last_status"), r.get("last_error"), r["id"], r["attempts"])
+        (r["state"], r["next_try_at"], r.get("last_status"), clean_text(r.get("last_error"), 2000), r["id"], r["attempts"])
         for r in results
     ]
     attempts = [
-        (new_id(), r["id"], r["attempts"], r.get("last_status"), r.get("last_error"), r.get("duration_ms"))
+        (new_id(), r["id"], r["attempts"], r.get("last_status"), clean_text(r.get("last_error"), 2000), r.get("duration_ms"))
         for r in results
         if r.get("record_attempt", True)
     ]

@@ -276,3 +276,46 @@ async def test_activities_over_64_kb_are_not_sent(served_hub, remote, acme):
     async with served_hub.db.read() as conn:
         (state, error) = (await conn.execute(sa.text("SELECT state, last_error FROM jobs WHERE kind='outbox.publish'"))).one()
     assert state == "failed" and "larger than" in error
+
+
+async def test_outcomes_that_fail_to_record_are_kept_and_written_later(hub, monkeypatch):
+    """A failed write of outcomes loses nothing: the jobs are not run again."""
+    runs: list[str] = []
+    hub.registry.register("test.job", lambda job: _record(runs, job))
+    async with hub.db.write() as conn:
+        await job_store.put_jobs(conn, [job_store.job_row("test.job", {"n": i}) for i in range(3)])
+    real = job_store.finish_jobs
+    failures = iter([True, True])
+
+    def flaky(conn, results):
+        if next(failures, False):
+            raise RuntimeError("database is locked")
+        return real(conn, results)
+
+    monkeypatch.setattr(job_store, "finish_jobs", flaky)
+    runner = Runner(hub.cfg, hub.db, hub.registry)
+    task = asyncio.create_task(runner.run())
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            async with hub.db.read() as conn:
+                states = sorted(r[0] for r in await conn.execute(sa.text("SELECT state FROM jobs")))
+            if states == ["done"] * 3:
+                break
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert states == ["done"] * 3
+    assert sorted(runs) == ["0", "1", "2"]  # each ran once
+
+
+async def test_peer_error_text_with_nul_bytes_is_recorded(served_hub, remote, acme):
+    _, row = await follower(served_hub, remote, "a")
+    await add_followers(served_hub, acme, [row])
+    remote.inbox_status = 400
+    remote.inbox_body = b"bad\x00request"
+    await outbox.post_note(served_hub, acme, "hello")
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        (state, error) = (await conn.execute(sa.text("SELECT state, last_error FROM jobs WHERE kind='ap.deliver'"))).one()
+    assert state == "failed" and "\x00" not in error and "badrequest" in error

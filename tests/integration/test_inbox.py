@@ -134,6 +134,11 @@ def _stale_date() -> str:
         ("not_activity", 400, "not an activity"),
         ("other_actor", 401, "signer is not"),
         ("foreign_id", 400, "not on its actor's origin"),
+        ("nul_id", 400, "not a usable URI"),
+        ("deep_json", 400, "not valid JSON"),
+        ("bad_created", 401, "malformed created"),
+        ("huge_created", 401, "malformed Signature-Input"),
+        ("bad_algorithm", 401, "unsupported signature algorithm"),
         ("oversized", 413, "larger than"),
         ("oversized_unsigned", 413, "larger than"),
     ],
@@ -165,6 +170,22 @@ async def test_bad_requests_are_refused_and_store_nothing(served_hub, remote, re
         got, text = await post_signed(session, url, None, zoe, body=b"{not json")
     elif case == "not_activity":
         got, text = await post_signed(session, url, None, zoe, body=b'["a list"]')
+    elif case == "nul_id":
+        got, text = await post_signed(session, url, dict(activity, id=activity["id"] + "\u0000x"), zoe)
+    elif case == "deep_json":
+        got, text = await post_signed(session, url, None, zoe, body=b"[" * 200_000 + b"]" * 200_000)
+    elif case in ("bad_created", "bad_algorithm"):
+        hdrs = zoe.sign(url, body)
+        hdrs.pop("Host")
+        hdrs.pop("Content-Length")
+        if case == "bad_created":
+            hdrs["Signature"] += ',created="1e400"'
+        else:
+            hdrs["Signature"] = hdrs["Signature"].replace('algorithm="rsa-sha256"', 'algorithm="hmac-sha256"')
+        async with session.post(url, data=body, headers=hdrs) as resp:
+            got, text = resp.status, await resp.text()
+    elif case == "huge_created":
+        got, text = await post_signed(session, url, activity, zoe, shape="mastodon-rfc9421-post", created=10**20)
     elif case == "foreign_id":
         spoofed = dict(activity, id=f"{remote2.base}/activities/1")  # pre-empting another server's id
         got, text = await post_signed(session, url, spoofed, zoe)
@@ -410,3 +431,30 @@ async def test_a_chunked_body_over_the_limit_gets_413(served_hub, remote, sessio
     status, text = await _send_in_pieces(session, url, body, headers, 50_000)
     assert status == 413 and "larger than" in text
     assert await counts(served_hub) == before
+
+
+async def test_hostile_strings_neither_fail_the_inbox_nor_the_store(served_hub, remote, session, acme):
+    """NUL characters and over-long URLs (which PostgreSQL refuses where SQLite
+    shrugs) are dropped where remote documents are read."""
+    zoe = remote.add_actor("zoe")
+    original = zoe.doc
+
+    class Odd(type(zoe)):
+        @property
+        def doc(self):
+            return dict(original, icon={"type": "Image", "url": "https://x.example/" + "a" * 3000},
+                        name="Zoe\u0000", url="https://x.example/\u0000")
+
+    zoe.__class__ = Odd
+    weird = note_activity(zoe, to=[acme.uri], text="nul\u0000 inside")
+    weird["object"]["inReplyTo"] = "https://x.example/\u0000"
+    weird["object"]["context"] = "https://x.example/" + "c" * 3000
+    activity = dict(weird, object=dict(weird["object"]))
+    status, text = await post_signed(session, inbox_url(served_hub), activity, zoe)
+    assert status == 202, text
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        (entry,) = await msg_store.list_timeline(conn, acme.id, limit=10)
+    assert entry.content_text == "nul inside" and entry.in_reply_to_uri is None
+    row = await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    assert row.name == "Zoe" and row.icon_url is None and row.url == zoe.uri
