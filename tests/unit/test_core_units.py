@@ -154,8 +154,12 @@ def test_retry_policy_follows_the_schedule_then_gives_up():
 
 def test_retry_after_wins_when_longer_and_jitter_spreads():
     now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-    out = next_state(_cfg(), SimpleNamespace(id="j", attempts=1), Outcome("retry", retry_after_s=500), now=now, rng=random.Random(1))
-    assert out["next_try_at"] == now + dt.timedelta(seconds=500)
+    out = next_state(_cfg(), SimpleNamespace(id="j", attempts=1), Outcome("retry", retry_after_s=50), now=now, rng=random.Random(1))
+    assert out["next_try_at"] == now + dt.timedelta(seconds=50)
+    # ...but a peer cannot park a delivery beyond our longest wait
+    out = next_state(_cfg(), SimpleNamespace(id="j", attempts=1), Outcome("retry", retry_after_s=31536000), now=now,
+                     rng=random.Random(1))
+    assert out["next_try_at"] == now + dt.timedelta(seconds=100)
     cfg = load_config(env={}, retry_schedule_s=(100,), retry_jitter=0.2)
     waits = {
         next_state(cfg, SimpleNamespace(id="j", attempts=1), Outcome("retry"), now=now, rng=random.Random(s))["next_try_at"]
