@@ -44,13 +44,34 @@ class _Blocked(OSError):
     pass
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_V4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _embedded_ipv4(addr: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to, if it embeds one (mapped,
+    NAT64, 6to4, Teredo, IPv4-compatible): such an address reaches that IPv4
+    host, so it must pass the same check."""
+    if addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    if any(addr in net for net in _NAT64) or addr in _V4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    if addr.sixtofour is not None:
+        return addr.sixtofour
+    if addr.teredo is not None:
+        return addr.teredo[1]
+    return None
+
+
 def address_allowed(ip: str) -> bool:
     try:
         addr = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:
         return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
+    if isinstance(addr, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(addr)
+        if embedded is not None and not (embedded.is_global and not embedded.is_multicast):
+            return False
     return addr.is_global and not addr.is_multicast
 
 

@@ -47,6 +47,7 @@ async def handle_inbound(fed: Federation, job: sa.Row) -> Outcome:
     actor = await discovery.fetch_actor(fed, docs.id_of(doc.get("actor")))
     if actor.deleted_at is not None:
         return _ignored("actor is deleted")
+    await _revive_inboxes(fed, actor)
     types = docs.types_of(doc)
     for type_, handler in _HANDLERS.items():
         if type_ in types:
@@ -55,6 +56,16 @@ async def handle_inbound(fed: Federation, job: sa.Row) -> Outcome:
             except BadRequest as exc:
                 return Outcome("failed", error=exc.safe)
     return _ignored(f"unsupported activity {sorted(types)}")
+
+
+async def _revive_inboxes(fed: Federation, actor: sa.Row) -> None:
+    """A server that talks to us is up: its inboxes marked gone are tried again."""
+    uris = [u for u in (actor.inbox_uri, actor.shared_inbox_uri) if u]
+    async with fed.hub.db.read() as conn:
+        gone = await job_store.list_gone_inboxes(conn, uris)
+    if gone:
+        async with fed.hub.db.write() as conn:
+            await job_store.clear_inbox_gone(conn, list(gone))
 
 
 async def _local_actor(conn: Conn, fed: Federation, uri: str | None) -> sa.Row | None:
@@ -209,15 +220,24 @@ async def _recipients(conn: Conn, fed: Federation, note: dict, author: sa.Row) -
 
 
 async def _conversation_for(conn: Conn, fed: Federation, note: dict, author: sa.Row) -> str:
-    """Group by ``context`` (or ``conversation``), then by the parent's thread."""
-    if note["context"]:
-        row = await msg_store.ensure_conversation(conn, uri=note["context"], owner_id=None,
-                                                  local=fed.hub.uris.is_local(note["context"]))
+    """Group by ``context`` (or ``conversation``), then by the parent's thread.
+
+    A remote note may name one of *our* conversations only by replying to a
+    message in it: naming its URI alone must not add to it, and a URI on our
+    origin that we never minted creates nothing.
+    """
+    parent = await msg_store.get_message_by_uri(conn, note["in_reply_to"]) if note["in_reply_to"] else None
+    context = note["context"]
+    if context and fed.hub.uris.is_local(context):
+        conv = await msg_store.get_conversation_by_uri(conn, context)
+        if conv is not None and parent is not None and parent.conversation_id == conv.id:
+            return conv.id
+        context = None
+    if context:
+        row = await msg_store.ensure_conversation(conn, uri=context, owner_id=None, local=False)
         return row.id
-    if note["in_reply_to"]:
-        parent = await msg_store.get_message_by_uri(conn, note["in_reply_to"])
-        if parent is not None and parent.conversation_id:
-            return parent.conversation_id
+    if parent is not None and parent.conversation_id:
+        return parent.conversation_id
     conv_id = new_id()
     row = await msg_store.ensure_conversation(conn, uri=fed.hub.uris.conversation(conv_id), owner_id=author.id,
                                               local=True, conversation_id=conv_id)

@@ -47,15 +47,15 @@ def content_digest_header(body: bytes) -> str:
     return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":"
 
 
-def check_digest(headers: Headers, body: bytes) -> str:
-    """Verify ``Digest`` or ``Content-Digest`` against the body.
+def check_digest(headers: Headers, body: bytes) -> set[str]:
+    """Verify ``Digest`` and ``Content-Digest`` against the body.
 
-    Returns the name of the header that matched. Raises Unauthorized when
-    neither is present, when one is malformed, or when any supported hash
-    listed does not match (a digest we can check must be right).
+    Returns the names of the headers that were checked and matched. Raises
+    Unauthorized when neither is present, when one is malformed, or when any
+    supported hash listed does not match (a digest we can check must be right).
     """
     headers = _ci(headers)
-    checked = None
+    checked: set[str] = set()
     for raw in headers.getall("Digest", []):
         for part in raw.split(","):
             algo, sep, value = part.strip().partition("=")
@@ -64,7 +64,7 @@ def check_digest(headers: Headers, body: bytes) -> str:
                 continue
             if not _b64_equal(value, fn(body).digest()):
                 raise Unauthorized("Digest does not match the body")
-            checked = "digest"
+            checked.add("digest")
     for raw in headers.getall("Content-Digest", []):
         for part in raw.split(","):
             algo, sep, value = part.strip().partition("=")
@@ -76,8 +76,8 @@ def check_digest(headers: Headers, body: bytes) -> str:
                 raise Unauthorized("malformed Content-Digest")
             if not _b64_equal(value[1:-1], fn(body).digest()):
                 raise Unauthorized("Content-Digest does not match the body")
-            checked = "content-digest"
-    if checked is None:
+            checked.add("content-digest")
+    if not checked:
         raise Unauthorized("missing Digest or Content-Digest header")
     return checked
 
@@ -220,20 +220,31 @@ def _http_date(value: str) -> float:
 
 
 def check_coverage(parsed: ParsedSignature, *, method: str) -> None:
-    """The minimum a signature must cover to bind it to this request and body."""
+    """The minimum a signature must cover to bind it to this request, this
+    server and (on POST) this body. Every server we know signs the host
+    (Mastodon, GoToSocial, Misskey, Akkoma, Fedify), so a request signed for
+    another server cannot be replayed to us."""
     c = parsed.covers
     if parsed.scheme == "cavage":
         if not c("(request-target)"):
             raise Unauthorized("the signature must cover (request-target)")
+        if not c("host"):
+            raise Unauthorized("the signature must cover the Host header")
         digest_covered = c("digest") or c("content-digest")
     else:
         if not c("@method"):
             raise Unauthorized("the signature must cover @method")
-        if not (c("@target-uri") or c("@request-target") or c("@path")):
+        if not (c("@target-uri") or (c("@authority") or c("host")) and (c("@request-target") or c("@path"))):
             raise Unauthorized("the signature must cover @target-uri")
         digest_covered = c("content-digest") or c("digest")
     if method.upper() == "POST" and not digest_covered:
         raise Unauthorized("the signature must cover the body digest on POST")
+
+
+def check_signed_digest(parsed: ParsedSignature, verified: set[str]) -> None:
+    """The digest the signature covers must be one that was checked against the body."""
+    if not any(parsed.covers(name) for name in verified):
+        raise Unauthorized("the signature does not cover a digest that matches the body")
 
 
 # --- draft-cavage ------------------------------------------------------------

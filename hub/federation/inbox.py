@@ -142,6 +142,8 @@ def parse_request_signature(fed: Federation, request: web.Request, body: bytes |
     cfg = fed.hub.cfg
     if not httpsig.has_signature(request.headers):
         raise Unauthorized("request is not signed")
+    if _normal_host(request.host, cfg.scheme) != cfg.domain:
+        raise Unauthorized(f"this request is signed for {request.host}, not {cfg.domain}")
     target_uri = f"{cfg.scheme}://{request.host}{request.raw_path}"
     parsed = httpsig.parse_signature(
         method=request.method, path_qs=request.raw_path, target_uri=target_uri, headers=request.headers
@@ -155,8 +157,14 @@ def parse_request_signature(fed: Federation, request: web.Request, body: bytes |
         max_future_s=cfg.signature_max_future_s,
     )
     if body is not None:
-        httpsig.check_digest(request.headers, body)
+        httpsig.check_signed_digest(parsed, httpsig.check_digest(request.headers, body))
     return parsed
+
+
+def _normal_host(host: str, scheme: str) -> str:
+    host = host.lower()
+    default = ":443" if scheme == "https" else ":80"
+    return host[: -len(default)] if host.endswith(default) else host
 
 
 async def key_for(fed: Federation, parsed: httpsig.ParsedSignature):

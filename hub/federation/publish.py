@@ -122,17 +122,22 @@ def _interleave_hosts(inboxes: list[str]) -> list[str]:
     return out
 
 
-async def _audience_inboxes(fed: Federation, conn: Conn, author: sa.Row, to: list[str], cc: list[str]) -> list[str]:
-    """Inboxes for an addressed audience: followers (if addressed) and named actors."""
-    audience = list(dict.fromkeys([*to, *cc]))
+async def _named_actors(fed: Federation, author: sa.Row, to: list[str], cc: list[str]) -> list[sa.Row]:
+    """The actors an audience names (not Public, not the followers collection),
+    fetched if need be: call it before opening a write transaction."""
+    audience = dict.fromkeys([*to, *cc])
+    return await _actors(fed, [u for u in audience if u != author.followers_uri and not addressing.is_public(u)])
+
+
+async def _audience_inboxes(conn: Conn, author: sa.Row, to: list[str], cc: list[str], named: list[sa.Row]) -> list[str]:
+    """Inboxes for an addressed audience: followers (if addressed) and named actors. Database only."""
     blocked = await social.list_blocked_ids(conn, author.id)
     inboxes: list[str] = []
-    if author.followers_uri in audience:
+    if author.followers_uri in to or author.followers_uri in cc:
         for f in await social.list_follower_targets(conn, author.id):
             if not f.local:
                 inboxes.append(f.shared_inbox_uri or f.inbox_uri)
-    named = [u for u in audience if u != author.followers_uri and not addressing.is_public(u)]
-    for actor in await _actors(fed, named):
+    for actor in named:
         if not actor.local and actor.id not in blocked:
             inboxes.append(inbox_of(actor))
     return inboxes
@@ -165,8 +170,9 @@ async def _publish_message(fed: Federation, p: dict) -> None:
             published=message.published_at if verb == "create" else message.edited_at,
             context=render.NOTE_CONTEXT,
         )
-    async with hub.db.write() as conn:
-        inboxes = await _audience_inboxes(fed, conn, author, to, cc)
+    named = await _named_actors(fed, author, to, cc)
+    async with hub.db.write() as conn:  # no network I/O inside: it holds the write lock
+        inboxes = await _audience_inboxes(conn, author, to, cc, named)
         await _store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=doc, signer=author, inboxes=inboxes)
 
 
@@ -233,8 +239,9 @@ async def _publish_reaction(fed: Federation, p: dict) -> None:
         uri = p["activity_uri"]
         activity_id = uri.rsplit("/", 1)[-1]
         doc = render.activity(type_, id=uri, actor=actor.uri, object=message.uri, to=to, cc=cc, published=utcnow())
+    named = await _named_actors(fed, actor, to, cc)
     async with hub.db.write() as conn:
-        inboxes = await _audience_inboxes(fed, conn, actor, to, cc)
+        inboxes = await _audience_inboxes(conn, actor, to, cc, named)
         await _store_and_deliver(fed, conn, activity_id=activity_id, doc=doc, signer=actor, inboxes=inboxes)
 
 
@@ -249,7 +256,7 @@ async def _publish_actor_update(fed: Federation, p: dict) -> None:
         published=utcnow(), context=render.ACTOR_CONTEXT,
     )
     async with hub.db.write() as conn:
-        inboxes = await _audience_inboxes(fed, conn, actor, [addressing.PUBLIC], [actor.followers_uri])
+        inboxes = await _audience_inboxes(conn, actor, [addressing.PUBLIC], [actor.followers_uri], [])
         await _store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=activity, signer=actor, inboxes=inboxes)
 
 

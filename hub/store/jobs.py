@@ -317,10 +317,17 @@ async def clear_inbox_gone(conn: Conn, uris: list[str]) -> None:
         await conn.execute(sa.delete(inboxes).where(inboxes.c.uri.in_(uris)))
 
 
+GONE_FOR = dt.timedelta(days=7)
+
+
 async def list_gone_inboxes(conn: Conn, uris: list[str]) -> set[str]:
+    """Inboxes among ``uris`` that answered 404/410 in the last seven days
+    (after that they are tried again, like Mastodon's unavailable domains)."""
     if not uris:
         return set()
-    stmt = sa.select(inboxes.c.uri).where(inboxes.c.uri.in_(uris), inboxes.c.gone_at.is_not(None))
+    stmt = sa.select(inboxes.c.uri).where(
+        inboxes.c.uri.in_(uris), inboxes.c.gone_at.is_not(None), inboxes.c.gone_at > utcnow() - GONE_FOR
+    )
     return {r[0] for r in await conn.execute(stmt)}
 
 

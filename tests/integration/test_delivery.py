@@ -319,3 +319,34 @@ async def test_peer_error_text_with_nul_bytes_is_recorded(served_hub, remote, ac
     async with served_hub.db.read() as conn:
         (state, error) = (await conn.execute(sa.text("SELECT state, last_error FROM jobs WHERE kind='ap.deliver'"))).one()
     assert state == "failed" and "\x00" not in error and "badrequest" in error
+
+
+async def test_gone_inboxes_come_back_when_their_server_talks_or_after_a_week(served_hub, remote, session, acme):
+    from tests.helpers import post_signed
+
+    actor, row = await follower(served_hub, remote, "a")
+    await add_followers(served_hub, acme, [row])
+    remote.inbox_status = 410
+    await outbox.post_note(served_hub, acme, "one")
+    await served_hub.runner.drain()
+    remote.inbox_status = 202
+    await outbox.post_note(served_hub, acme, "two")  # skipped: gone
+    await served_hub.runner.drain()
+    assert len(remote.received) == 1
+    # the server speaks to us: its inbox is tried again
+    like = {"id": f"{remote.base}/likes/9", "type": "Like", "actor": actor.uri, "object": acme.uri}
+    assert (await post_signed(session, served_hub.uris.shared_inbox(), like, actor))[0] == 202
+    await served_hub.runner.drain()
+    await outbox.post_note(served_hub, acme, "three")
+    await served_hub.runner.drain()
+    assert [r["json"]["object"]["content"] for r in remote.received[1:]] == ["<p>three</p>"]
+    # and a mark older than a week expires by itself
+    remote.inbox_status = 404
+    await outbox.post_note(served_hub, acme, "four")
+    await served_hub.runner.drain()
+    async with served_hub.db.write() as conn:
+        await conn.execute(sa.text("UPDATE inboxes SET gone_at = :t"), {"t": utcnow() - dt.timedelta(days=8)})
+    remote.inbox_status = 202
+    await outbox.post_note(served_hub, acme, "five")
+    await served_hub.runner.drain()
+    assert remote.received[-1]["json"]["object"]["content"] == "<p>five</p>"

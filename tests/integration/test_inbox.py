@@ -139,6 +139,8 @@ def _stale_date() -> str:
         ("bad_created", 401, "malformed created"),
         ("huge_created", 401, "malformed Signature-Input"),
         ("bad_algorithm", 401, "unsupported signature algorithm"),
+        ("other_host", 401, "signed for"),
+        ("unchecked_digest", 401, "does not cover a digest"),
         ("oversized", 413, "larger than"),
         ("oversized_unsigned", 413, "larger than"),
     ],
@@ -182,6 +184,34 @@ async def test_bad_requests_are_refused_and_store_nothing(served_hub, remote, re
             hdrs["Signature"] += ',created="1e400"'
         else:
             hdrs["Signature"] = hdrs["Signature"].replace('algorithm="rsa-sha256"', 'algorithm="hmac-sha256"')
+        async with session.post(url, data=body, headers=hdrs) as resp:
+            got, text = resp.status, await resp.text()
+    elif case == "other_host":
+        # a request zoe signed for another server, replayed to us
+        other_url = url.replace(served_hub.cfg.domain, "elsewhere.example")
+        hdrs = zoe.sign(other_url, body)
+        hdrs.pop("Content-Length")
+        async with session.post(url, data=body, headers=hdrs) as resp:  # Host: elsewhere.example
+            got, text = resp.status, await resp.text()
+    elif case == "unchecked_digest":
+        # the signature covers a SHA-1 Digest we do not check; the SHA-256
+        # Content-Digest that matches is not signed
+        import base64
+        import email.utils as eu
+        import hashlib
+
+        date = eu.formatdate(usegmt=True)
+        digest = "SHA=" + base64.b64encode(hashlib.sha1(b"something else").digest()).decode()
+        path = url.split(served_hub.cfg.domain, 1)[1]
+        signing = f"(request-target): post {path}\nhost: {served_hub.cfg.domain}\ndate: {date}\ndigest: {digest}"
+        sig = base64.b64encode(zoe.key.sign(signing.encode())).decode()
+        hdrs = {
+            "Date": date, "Digest": digest,
+            "Content-Digest": "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode() + ":",
+            "Signature": f'keyId="{zoe.key_id}",algorithm="rsa-sha256",headers="(request-target) host date digest",'
+                         f'signature="{sig}"',
+            "Content-Type": "application/activity+json",
+        }
         async with session.post(url, data=body, headers=hdrs) as resp:
             got, text = resp.status, await resp.text()
     elif case == "huge_created":
@@ -458,3 +488,21 @@ async def test_hostile_strings_neither_fail_the_inbox_nor_the_store(served_hub, 
     assert entry.content_text == "nul inside" and entry.in_reply_to_uri is None
     row = await discovery.fetch_actor(served_hub.federation, zoe.uri)
     assert row.name == "Zoe" and row.icon_url is None and row.url == zoe.uri
+
+
+async def test_a_remote_note_cannot_join_our_conversation_by_naming_it(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    ours = await outbox.post_note(served_hub, acme, "our thread")
+    async with served_hub.db.read() as conn:
+        conv = await msg_store.get_conversation_by_id(conn, ours.conversation_id)
+    intruder = note_activity(zoe, to=[acme.uri], text="I claim your thread", context=conv.uri)
+    made_up = note_activity(zoe, to=[acme.uri], text="and invent one",
+                            context=served_hub.uris.conversation("01aaaaaaaaaaaaaaaaaaaaaaaa"))
+    reply = note_activity(zoe, to=[acme.uri], text="a real reply", context=conv.uri, in_reply_to=ours.uri)
+    for activity in (intruder, made_up, reply):
+        assert (await post_signed(session, inbox_url(served_hub), activity, zoe))[0] == 202
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        members = await msg_store.list_conversation_messages(conn, conv.id, visibilities=("public", "direct"), limit=10)
+        assert [m.uri for m in members] == [ours.uri, reply["object"]["id"]]
+        assert await msg_store.get_conversation_by_uri(conn, served_hub.uris.conversation("01aaaaaaaaaaaaaaaaaaaaaaaa")) is None

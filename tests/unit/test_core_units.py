@@ -179,7 +179,10 @@ def test_default_schedule_is_about_ten_tries_over_two_to_three_days():
 
 
 @pytest.mark.parametrize(
-    "ip", ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "::1", "fe80::1", "::ffff:127.0.0.1", "100.64.0.1", "0.0.0.0"]
+    "ip",
+    ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.5", "169.254.169.254", "::1", "fe80::1", "::ffff:127.0.0.1",
+     "100.64.0.1", "0.0.0.0", "64:ff9b::a9fe:a9fe", "64:ff9b:1::7f00:1", "2002:7f00:1::1", "2002:a9fe:a9fe::1",
+     "::127.0.0.1", "::a9fe:a9fe", "fc00::1", "ff02::1"],
 )
 def test_private_addresses_are_not_allowed(ip):
     assert not address_allowed(ip)
