@@ -185,22 +185,11 @@ async def cmd_follow_requests(hub: Hub, args) -> int:
 
 
 async def _message_by_uri(hub: Hub, uri: str) -> sa.Row:
-    async with hub.db.read() as conn:
-        row = await msg_store.get_message_by_uri(conn, uri)
-    if row is not None:
-        return row
-    if hub.uris.is_local(uri):
-        raise NotFound(f"no note {uri}")
-    # A remote note we have not seen: fetch it from its origin.
-    from hub.federation.handlers import store_note
+    from hub.federation.handlers import ensure_note
 
-    fed = hub.federation
-    doc = await discovery.fetch_object(fed, uri)
-    author = await discovery.fetch_actor(fed, doc.get("attributedTo") if isinstance(doc.get("attributedTo"), str) else "")
-    async with hub.db.write() as conn:
-        row = await store_note(fed, conn, doc, author)
+    row = await ensure_note(hub.federation, uri)
     if row is None:
-        raise NotFound(f"note {uri} has been deleted")
+        raise NotFound(f"no note {uri} (or it has been deleted)")
     return row
 
 

@@ -193,8 +193,9 @@ async def follow(hub: Hub, follower: sa.Row, target: sa.Row) -> sa.Row:
         existing = await social.get_follow(conn, follower_id=follower.id, followee_id=target.id)
         if existing is not None and existing.state == "accepted":
             return existing
-        activity_id = new_id()
-        uri = existing.uri if existing is not None and existing.uri else hub.uris.activity(activity_id)
+        # A new Follow each time: a request that was lost can be sent again
+        # (peers match the Accept by the Follow's id or by actor and object).
+        uri = hub.uris.activity(new_id())
         if target.local:
             state = "pending" if target.manually_approves_followers else "accepted"
             return await social.put_follow(conn, follower_id=follower.id, followee_id=target.id, state=state, uri=uri)

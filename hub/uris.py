@@ -76,6 +76,11 @@ class Uris:
     def activity(self, id: str) -> str:
         return f"{self.base_url}/a/{id}"
 
+    def create_of(self, message_uri: str) -> str:
+        """The id shown for a note's Create when its stored activity is not
+        there yet (an outbox read before the publish job ran)."""
+        return f"{message_uri}#create"
+
     def conversation(self, id: str) -> str:
         return f"{self.base_url}/c/{id}"
 

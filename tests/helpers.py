@@ -239,6 +239,7 @@ class FakeRemote:
         self.nodeinfo_software: str | None = None
         self.inbox_delay_s = 0.0
         self.inbox_body = b""
+        self.get_status: int | None = None  # answer every GET with this status
         self._runner: web.AppRunner | None = None
         self.event = asyncio.Event()
 
@@ -276,6 +277,8 @@ class FakeRemote:
         url = f"{self.base}{request.path_qs}"
         if url in self.gone:
             return web.json_response({"error": "gone"}, status=410)
+        if request.method == "GET" and self.get_status is not None:
+            return web.json_response({"error": "unavailable"}, status=self.get_status)
         if request.method == "POST":
             body = await request.read()
             if self.inbox_delay_s:

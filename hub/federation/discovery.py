@@ -1,5 +1,8 @@
 """Finding remote actors, keys and objects: WebFinger, actor fetch, key fetch.
 
+Names follow the house style: ``fetch_*`` always goes to the network,
+``ensure_*`` answers from the store when it can and fetches otherwise.
+
 Every fetch is a GET signed by the instance actor (servers in authorized
 fetch mode, and GoToSocial always, refuse unsigned GETs). Origins are
 checked: a document must come from the host its ``id`` names, and a handle
@@ -61,7 +64,9 @@ async def fetch_document(fed: Federation, uri: str) -> tuple[Any, str]:
 
 async def webfinger(fed: Federation, user: str, domain: str, *, resource: str | None = None) -> dict:
     resource = resource or f"acct:{user}@{domain}"
-    schemes = ["https", "http"] if not fed.hub.cfg.dev else [fed.hub.cfg.scheme, "https" if fed.hub.cfg.scheme == "http" else "http"]
+    # Outside development mode only https; in it, our own scheme first.
+    cfg = fed.hub.cfg
+    schemes = [cfg.scheme, "https" if cfg.scheme == "http" else "http"] if cfg.dev else ["https"]
     last: Exception | None = None
     for scheme in schemes:
         url = f"{scheme}://{domain}/.well-known/webfinger?resource={quote(resource, safe=':@')}"
@@ -98,7 +103,7 @@ async def resolve_handle(fed: Federation, handle: str) -> sa.Row:
     """``@user@host`` (or an actor URI) to a stored actor, local or remote."""
     handle = handle.strip()
     if handle.startswith("http://") or handle.startswith("https://"):
-        return await fetch_actor(fed, handle)
+        return await ensure_actor(fed, handle)
     parsed = parse_handle(handle)
     if parsed is None:
         raise UsageError(f"invalid handle {handle!r}: expected @user@host or an actor URL")
@@ -118,7 +123,7 @@ async def resolve_handle(fed: Federation, handle: str) -> sa.Row:
     actor_uri = self_link(jrd)
     if not actor_uri:
         raise FetchError(f"WebFinger for {user}@{domain} has no ActivityPub link", permanent=True)
-    actor = await fetch_actor(fed, actor_uri, refresh=True)
+    actor = await ensure_actor(fed, actor_uri, refresh=True)
     actor_host = docs.host_of(actor.uri)
     if actor_host != domain:
         # The handle's domain delegates to another host: that host must
@@ -141,8 +146,8 @@ def _fresh(fed: Federation, row: sa.Row) -> bool:
     return utcnow() - row.fetched_at < dt.timedelta(seconds=fed.hub.cfg.actor_refresh_s)
 
 
-async def fetch_actor(fed: Federation, uri: str, *, refresh: bool = False) -> sa.Row:
-    """The actor at ``uri``, from the cache when fresh, else fetched and stored."""
+async def ensure_actor(fed: Federation, uri: str, *, refresh: bool = False) -> sa.Row:
+    """The actor at ``uri``: from the cache when fresh, else fetched (network) and stored."""
     hub = fed.hub
     uri = urldefrag(uri)[0] if "#" in uri and not hub.uris.is_local(uri) else uri
     if hub.uris.is_local(uri):
@@ -181,15 +186,15 @@ async def store_actor_document(fed: Federation, doc: Any, *, fetched_from: str, 
         raise FetchError("a remote document claims one of our own actors", permanent=True)
     import json
 
-    values["raw"] = json.dumps(doc)[:200_000]
+    values["raw"] = json.dumps(doc)
     forget_keys_of(fed, values["uri"])
     async with fed.hub.db.write() as conn:
         actor_id = await actor_store.upsert_remote_actor(conn, values, keys)
         return await actor_store.get_actor_by_id(conn, actor_id)
 
 
-async def get_key(fed: Federation, key_id: str, *, refresh: bool = False) -> sa.Row | None:
-    """The stored key ``key_id`` with its owner's URI, fetching the owner if needed.
+async def ensure_key(fed: Federation, key_id: str, *, refresh: bool = False) -> sa.Row | None:
+    """The stored key ``key_id`` with its owner's URI, fetched (network) if unknown.
 
     With ``refresh`` the owner is fetched again (key rotation), at most once
     per :data:`KEY_REFETCH_INTERVAL_S` for the same key.
@@ -233,14 +238,14 @@ async def _get_key(fed: Federation, key_id: str, *, refresh: bool) -> sa.Row | N
         actor_uri = doc.get("id")
         if isinstance(actor_uri, str) and actor_uri != url and docs.same_origin(actor_uri, final_url):
             # A stub at the key URL (GoToSocial's /main-key): load the real actor.
-            await fetch_actor(fed, actor_uri, refresh=True)
+            await ensure_actor(fed, actor_uri, refresh=True)
         else:
             await store_actor_document(fed, doc, fetched_from=final_url)
     else:
         owner = docs.id_of(doc.get("owner") or doc.get("controller")) if isinstance(doc, dict) else None
         if not owner or not docs.same_origin(owner, key_id):
             raise FetchError(f"key {key_id} has no owner of its origin", permanent=True)
-        await fetch_actor(fed, owner, refresh=True)
+        await ensure_actor(fed, owner, refresh=True)
     async with hub.db.read() as conn:
         row = await actor_store.get_key(conn, key_id)
     if row is not None:

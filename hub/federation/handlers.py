@@ -44,7 +44,7 @@ async def handle_inbound(fed: Federation, job: sa.Row) -> Outcome:
     if row is None:
         return Outcome("failed", error="activity row is missing")
     doc = json.loads(row.raw)
-    actor = await discovery.fetch_actor(fed, docs.id_of(doc.get("actor")))
+    actor = await discovery.ensure_actor(fed, docs.id_of(doc.get("actor")))
     if actor.deleted_at is not None:
         return _ignored("actor is deleted")
     await _revive_inboxes(fed, actor)
@@ -202,21 +202,22 @@ async def handle_block(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | 
 # --- notes ----------------------------------------------------------------------------
 
 
-async def _recipients(conn: Conn, fed: Federation, note: dict, author: sa.Row) -> list[str]:
-    """Local actors this note reaches: those named in its audience, and the
-    local followers of a followers collection it addresses."""
+async def _recipients(conn: Conn, fed: Federation, note: dict, author: sa.Row) -> dict[str, str]:
+    """Local actors this note reaches, each with why: ``addressed`` (named in
+    its audience) or ``follow`` (a follower, through the followers collection)."""
     audience = {*note["to"], *note["cc"], *note["bto"], *note["bcc"], *note["audience"]}
-    out: list[str] = []
+    out: dict[str, str] = {}
     for uri in audience:
         if addressing.is_public(uri):
             continue
         local = await _local_actor(conn, fed, uri)
         if local is not None:
-            out.append(local.id)
+            out[local.id] = "addressed"
         elif uri == author.followers_uri:
-            out.extend(await social.list_local_followers_of(conn, author.id))
+            for follower_id in await social.list_local_followers_of(conn, author.id):
+                out.setdefault(follower_id, "follow")
     blocked = await social.list_blocked_ids(conn, author.id)
-    return [i for i in dict.fromkeys(out) if i not in blocked and i != author.id]
+    return {i: why for i, why in out.items() if i not in blocked and i != author.id}
 
 
 async def _conversation_for(conn: Conn, fed: Federation, note: dict, author: sa.Row) -> str:
@@ -275,12 +276,27 @@ async def store_note(fed: Federation, conn: Conn, obj: dict, author: sa.Row) -> 
             "local": False,
             "network": "activitypub",
             "remote_id": note["uri"],
-            "raw": json.dumps(obj)[:200_000],
+            "raw": json.dumps(obj),
             "published_at": note["published"] or docs.parse_time(obj.get("published")) or utcnow(),
             "edited_at": note["updated"],
         },
     )
     return await msg_store.get_message_by_uri(conn, note["uri"])
+
+
+async def ensure_note(fed: Federation, uri: str) -> sa.Row | None:
+    """A note by URI: ours or stored, else fetched from its origin and stored
+    (with its author). None if it has been deleted."""
+    async with fed.hub.db.read() as conn:
+        row = await msg_store.get_message_by_uri(conn, uri)
+    if row is not None:
+        return None if row.deleted_at is not None else row
+    if fed.hub.uris.is_local(uri):
+        return None
+    doc = await discovery.fetch_object(fed, uri)
+    author = await discovery.ensure_actor(fed, docs.id_of(doc.get("attributedTo")) or "")
+    async with fed.hub.db.write() as conn:
+        return await store_note(fed, conn, doc, author)
 
 
 async def handle_create(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | None) -> Outcome:
@@ -300,8 +316,10 @@ async def handle_create(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
         message = await store_note(fed, conn, obj, actor)
         if message is None:
             return _ignored("note already deleted")
-        if recipients:
-            await msg_store.put_timeline_entries(conn, message.id, recipients, reason="addressed")
+        for reason in ("addressed", "follow"):
+            ids = [i for i, why in recipients.items() if why == reason]
+            if ids:
+                await msg_store.put_timeline_entries(conn, message.id, ids, reason=reason)
     return DONE
 
 
@@ -324,7 +342,9 @@ async def handle_update(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
             return _ignored("Update of a note we do not have")
         if message.actor_id != actor.id or note["attributed_to"] != actor.uri:
             raise BadRequest("only the author can update a note")
-        if note["updated"] and message.edited_at and note["updated"] <= message.edited_at:
+        # Compare the sender's own timestamps only (ours would add clock skew).
+        previous = docs.parse_time(json.loads(message.raw).get("updated")) if message.raw else None
+        if note["updated"] and previous and note["updated"] <= previous:
             return _ignored("stale Update")
         await msg_store.update_message(
             conn,
@@ -335,7 +355,7 @@ async def handle_update(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
                 "summary": note["summary"],
                 "sensitive": note["sensitive"],
                 "edited_at": note["updated"] or utcnow(),
-                "raw": json.dumps(obj)[:200_000],
+                "raw": json.dumps(obj),
             },
         )
     return DONE
@@ -393,7 +413,7 @@ async def handle_announce(fed: Federation, doc: dict, actor: sa.Row, _inbox: str
         # trust an inlined copy from the booster).
         try:
             fetched = await discovery.fetch_object(fed, obj_uri)
-            author = await discovery.fetch_actor(fed, docs.id_of(fetched.get("attributedTo")) or "")
+            author = await discovery.ensure_actor(fed, docs.id_of(fetched.get("attributedTo")) or "")
             async with fed.hub.db.write() as conn:
                 message = await store_note(fed, conn, fetched, author)
         except HubError as exc:

@@ -53,7 +53,10 @@ log = logging.getLogger(__name__)
 
 
 def error_response(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
+    headers = {"Vary": "Accept"}
+    if status == 503:
+        headers["Retry-After"] = "60"
+    return web.json_response({"error": reason}, status=status, headers=headers)
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -167,18 +170,26 @@ def _normal_host(host: str, scheme: str) -> str:
     return host[: -len(default)] if host.endswith(default) else host
 
 
+def _unavailable(exc: Exception) -> KeyUnavailable:
+    """A key we could not fetch: 503 (try again) if its server may recover,
+    401 if it answered that the key is gone or unusable."""
+    transient = isinstance(exc, FetchError) and not exc.permanent
+    return KeyUnavailable("cannot fetch the signing key" + (" right now" if transient else ""),
+                          detail=str(exc), status=503 if transient else 401)
+
+
 async def key_for(fed: Federation, parsed: httpsig.ParsedSignature):
     """The key that verifies ``parsed``, refetching once (rotation). Raises Unauthorized."""
     try:
-        key = await discovery.get_key(fed, parsed.key_id)
+        key = await discovery.ensure_key(fed, parsed.key_id)
     except (FetchError, NotFound) as exc:
-        raise KeyUnavailable("cannot fetch the signing key", detail=str(exc)) from None
+        raise _unavailable(exc) from None
     if key is not None and key.owner_deleted_at is None and httpsig.verify_parsed(parsed, fed.hub.keys.public(key.public_key)):
         return key
     try:
-        key = await discovery.get_key(fed, parsed.key_id, refresh=True)
+        key = await discovery.ensure_key(fed, parsed.key_id, refresh=True)
     except (FetchError, NotFound) as exc:
-        raise KeyUnavailable("cannot fetch the signing key", detail=str(exc)) from None
+        raise _unavailable(exc) from None
     if key is None:
         raise Unauthorized("unknown signing key")
     if key.owner_deleted_at is not None:

@@ -49,7 +49,7 @@ async def _actors(fed: Federation, uris: list[str]) -> list[sa.Row]:
     for uri in uris:
         if uri not in rows and not addressing.is_public(uri):
             try:
-                rows[uri] = await discovery.fetch_actor(fed, uri)
+                rows[uri] = await discovery.ensure_actor(fed, uri)
             except HubError as exc:
                 log.warning("cannot address %s: %s", uri, exc)
     return [rows[u] for u in uris if u in rows]

@@ -93,6 +93,11 @@ class Routes:
             return ("public", "unlisted", "followers")
         return ("public", "unlisted")
 
+    def page_id(self, request: web.Request) -> str:
+        """A collection page's id on our public origin (behind a proxy the
+        request URL may say http://127.0.0.1:8080)."""
+        return self.hub.cfg.base_url + request.raw_path
+
     # --- discovery -------------------------------------------------------------------
 
     async def webfinger(self, request: web.Request) -> web.Response:
@@ -174,7 +179,9 @@ class Routes:
             "metadata": {"nodeName": self.hub.cfg.instance_name, "nodeDescription": self.hub.cfg.instance_description},
         }
         profile = f"http://nodeinfo.diaspora.software/ns/schema/{version}#"
-        return web.json_response(doc, content_type="application/json", headers={**CORS, "Content-Profile": profile})
+        return web.Response(
+            body=render.dumps(doc), headers={**CORS, "Content-Type": f'application/json; profile="{profile}"'}
+        )
 
     # --- actors and their collections -----------------------------------------------------
 
@@ -198,6 +205,11 @@ class Routes:
     async def instance_actor(self, request: web.Request) -> web.StreamResponse:
         return ap_response(render.actor_to_json(self.hub, self.fed.instance_actor))
 
+    async def instance_outbox(self, request: web.Request) -> web.StreamResponse:
+        doc = render.collection(self.fed.instance_actor.outbox_uri, 0)
+        doc["orderedItems"] = []
+        return ap_response(doc)
+
     async def collection(self, request: web.Request) -> web.StreamResponse:
         actor = await self._local(request.match_info["name"])
         if actor is None:
@@ -216,7 +228,7 @@ class Routes:
                 rows = await social.list_follow_page(conn, actor.id, followers=is_followers, limit=PAGE_SIZE, max_id=max_id)
                 items = [r.uri for r in rows]
                 nxt = f"{base}?{urlencode({'page': 'true', 'max_id': rows[-1].id})}" if len(rows) == PAGE_SIZE else None
-                return ap_response(render.collection_page(request.url.human_repr(), base, items, next=nxt, total=total))
+                return ap_response(render.collection_page(self.page_id(request), base, items, next=nxt, total=total))
             if which == "featured":
                 doc = render.collection(base, 0)
                 doc["orderedItems"] = []
@@ -228,7 +240,7 @@ class Routes:
             rows = await msg_store.list_messages_by_actor(conn, actor.id, visibilities=visibilities, limit=PAGE_SIZE, max_id=max_id)
             items = [await self._create_for(conn, actor, m) for m in rows]
         nxt = f"{base}?{urlencode({'page': 'true', 'max_id': rows[-1].id})}" if len(rows) == PAGE_SIZE else None
-        return ap_response(render.collection_page(request.url.human_repr(), base, items, next=nxt))
+        return ap_response(render.collection_page(self.page_id(request), base, items, next=nxt))
 
     async def _create_for(self, conn, author: sa.Row, message: sa.Row) -> dict:
         conv = await msg_store.get_conversation_by_id(conn, message.conversation_id) if message.conversation_id else None
@@ -239,7 +251,7 @@ class Routes:
         )
         stored = await job_store.get_local_activity_for(conn, type="Create", actor_uri=author.uri, object_uri=message.uri)
         return {
-            "id": stored.uri if stored else f"{message.uri}#create",
+            "id": stored.uri if stored else self.hub.uris.create_of(message.uri),
             "type": "Create",
             "actor": author.uri,
             "published": render.iso(message.published_at),
@@ -287,7 +299,7 @@ class Routes:
             after = request.query.get("min_id") or None
             rows = await msg_store.list_replies(conn, message.uri, visibilities=visibilities, limit=PAGE_SIZE, after_id=after)
         nxt = f"{base}?{urlencode({'page': '1', 'min_id': rows[-1].id})}" if len(rows) == PAGE_SIZE else None
-        return ap_response(render.collection_page(request.url.human_repr(), base, [r.uri for r in rows], next=nxt, total=total))
+        return ap_response(render.collection_page(self.page_id(request), base, [r.uri for r in rows], next=nxt, total=total))
 
     async def activity(self, request: web.Request) -> web.StreamResponse:
         viewer = await self.requester(request)
@@ -323,7 +335,7 @@ class Routes:
             after = request.query.get("min_id") or None
             rows = await msg_store.list_conversation_messages(conn, conv.id, visibilities=visibilities, limit=PAGE_SIZE, after_id=after)
         nxt = f"{base}?{urlencode({'page': '1', 'min_id': rows[-1].id})}" if len(rows) == PAGE_SIZE else None
-        return ap_response(render.collection_page(request.url.human_repr(), base, [r.uri for r in rows], next=nxt, total=total))
+        return ap_response(render.collection_page(self.page_id(request), base, [r.uri for r in rows], next=nxt, total=total))
 
     async def instance_inbox(self, request: web.Request) -> web.StreamResponse:
         return await self.inbox.receive(request, inbox=None)
@@ -359,6 +371,7 @@ def setup(app: web.Application, fed: Federation) -> None:
         ("/.well-known/nodeinfo", r.nodeinfo_index),
         (r"/nodeinfo/{version:2\.[01]}", r.nodeinfo),
         ("/actor", r.instance_actor),
+        ("/actor/outbox", r.instance_outbox),
         (r"/users/{name:[A-Za-z0-9_]+}", r.actor),
         (r"/users/{name:[A-Za-z0-9_]+}/{collection:outbox|followers|following|featured}", r.collection),
         (r"/m/{id:[0-9a-z]{26}}", r.message),

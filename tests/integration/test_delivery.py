@@ -27,7 +27,7 @@ async def acme(served_hub):
 
 async def follower(hub, remote, name: str, style: str = "mastodon"):
     actor = remote.add_actor(name, style)
-    row = await discovery.fetch_actor(hub.federation, actor.uri)
+    row = await discovery.ensure_actor(hub.federation, actor.uri)
     return actor, row
 
 

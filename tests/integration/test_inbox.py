@@ -94,7 +94,7 @@ async def test_fixture_notes_from_followed_actors_arrive(served_hub, remote, ses
     style = {"mastodon_public": "mastodon", "gotosocial_followers": "gotosocial", "akkoma_reply": "akkoma",
              "fedify_note": "fedify"}[fixture]
     zoe = remote.add_actor("zoe", style)
-    zoe_row = await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    zoe_row = await discovery.ensure_actor(served_hub.federation, zoe.uri)
     async with served_hub.db.write() as conn:
         await social.put_follow(conn, follower_id=acme.id, followee_id=zoe_row.id, state="accepted", uri=None)
     activity = load_fixture(f"notes/{fixture}.json", base=remote.base, username="zoe", host=remote.host,
@@ -148,7 +148,7 @@ def _stale_date() -> str:
 async def test_bad_requests_are_refused_and_store_nothing(served_hub, remote, remote2, session, acme, case, status, reason):
     zoe = remote.add_actor("zoe")
     other = remote2.add_actor("mallory", "gotosocial")  # another origin
-    await discovery.fetch_actor(served_hub.federation, zoe.uri)  # a known actor, so key checks are real
+    await discovery.ensure_actor(served_hub.federation, zoe.uri)  # a known actor, so key checks are real
     activity = note_activity(zoe, to=[acme.uri])
     body = json.dumps(activity).encode()
     url = inbox_url(served_hub)
@@ -249,7 +249,7 @@ async def test_delete_from_unknown_actor_is_dropped_without_fetching_its_key(ser
 
 async def test_key_rotation_refetches_the_key_once(served_hub, remote, session, acme):
     zoe = remote.add_actor("zoe")
-    await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    await discovery.ensure_actor(served_hub.federation, zoe.uri)
     remote.requests.clear()
     zoe.key = KeyPair()  # rotated at the origin; our cache holds the old key
     status, text = await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe)
@@ -267,7 +267,7 @@ async def test_key_rotation_refetches_the_key_once(served_hub, remote, session, 
 async def test_a_squatted_key_id_cannot_lock_its_owner_out(served_hub, remote, remote2, session, acme):
     zoe = remote.add_actor("zoe")
     mallory = remote2.add_actor("mallory")
-    await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    await discovery.ensure_actor(served_hub.federation, zoe.uri)
     original = remote2.actors["mallory"].doc
 
     class Squatter(type(mallory)):
@@ -278,7 +278,7 @@ async def test_a_squatted_key_id_cannot_lock_its_owner_out(served_hub, remote, r
             return doc
 
     mallory.__class__ = Squatter
-    await discovery.fetch_actor(served_hub.federation, mallory.uri, refresh=True)
+    await discovery.ensure_actor(served_hub.federation, mallory.uri, refresh=True)
     status, text = await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe)
     assert status == 202, text
 
@@ -300,7 +300,7 @@ async def test_shared_inbox_reaches_only_addressed_actors_and_followers(served_h
     alice = await actors.create_local_actor(served_hub, "alice", kind="person")
     carol = await actors.create_local_actor(served_hub, "carol", kind="person")
     zoe = remote.add_actor("zoe")
-    zoe_row = await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    zoe_row = await discovery.ensure_actor(served_hub.federation, zoe.uri)
     async with served_hub.db.write() as conn:
         await social.put_follow(conn, follower_id=alice.id, followee_id=zoe_row.id, state="accepted", uri=None)
     followers_only = note_activity(zoe, to=[zoe.doc["followers"]], text="for followers")
@@ -350,7 +350,7 @@ async def test_update_and_delete_of_a_note_apply_only_from_its_author(served_hub
 
 async def test_update_of_actor_refreshes_the_cached_profile_and_key(served_hub, remote, session, acme):
     zoe = remote.add_actor("zoe")
-    await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    await discovery.ensure_actor(served_hub.federation, zoe.uri)
     new_doc = zoe.doc
     new_key = KeyPair()
     new_doc["name"] = "Zoe Renamed"
@@ -362,7 +362,7 @@ async def test_update_of_actor_refreshes_the_cached_profile_and_key(served_hub, 
     zoe.key = new_key
     assert (await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe))[0] == 202
     assert remote.requests == []  # the new key was already known
-    row = await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    row = await discovery.ensure_actor(served_hub.federation, zoe.uri)
     assert row.name == "Zoe Renamed"
 
 
@@ -486,7 +486,7 @@ async def test_hostile_strings_neither_fail_the_inbox_nor_the_store(served_hub, 
     async with served_hub.db.read() as conn:
         (entry,) = await msg_store.list_timeline(conn, acme.id, limit=10)
     assert entry.content_text == "nul inside" and entry.in_reply_to_uri is None
-    row = await discovery.fetch_actor(served_hub.federation, zoe.uri)
+    row = await discovery.ensure_actor(served_hub.federation, zoe.uri)
     assert row.name == "Zoe" and row.icon_url is None and row.url == zoe.uri
 
 
@@ -506,3 +506,88 @@ async def test_a_remote_note_cannot_join_our_conversation_by_naming_it(served_hu
         members = await msg_store.list_conversation_messages(conn, conv.id, visibilities=("public", "direct"), limit=10)
         assert [m.uri for m in members] == [ours.uri, reply["object"]["id"]]
         assert await msg_store.get_conversation_by_uri(conn, served_hub.uris.conversation("01aaaaaaaaaaaaaaaaaaaaaaaa")) is None
+
+
+@pytest.mark.parametrize(("origin_status", "status"), [(503, 503), (500, 503), (404, 401), (410, 401)])
+async def test_a_key_that_cannot_be_fetched_is_503_if_its_server_may_recover(
+    served_hub, remote, session, acme, origin_status, status
+):
+    zoe = remote.add_actor("zoe")
+    remote.get_status = origin_status
+    got, text = await post_signed(session, inbox_url(served_hub), note_activity(zoe, to=[acme.uri]), zoe)
+    assert got == status and "cannot fetch the signing key" in text
+
+
+async def test_only_the_right_actor_may_answer_or_undo(served_hub, remote, session, acme):
+    zoe, eve = remote.add_actor("zoe"), remote.add_actor("eve")
+    zoe_row = await discovery.ensure_actor(served_hub.federation, zoe.uri)
+    await outbox.follow(served_hub, acme, zoe_row)  # acme asks to follow zoe
+    await served_hub.runner.drain()
+    follow_id = remote.received[-1]["json"]["id"]
+    embedded = {"id": follow_id, "type": "Follow", "actor": acme.uri, "object": zoe.uri}
+    # eve cannot accept a request made to zoe
+    accept = {"id": f"{remote.base}/eve/accept", "type": "Accept", "actor": eve.uri, "object": embedded}
+    assert (await post_signed(session, inbox_url(served_hub, "acme"), accept, eve))[0] == 202
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        assert (await social.get_follow(conn, follower_id=acme.id, followee_id=zoe_row.id)).state == "pending"
+    accept = {"id": f"{remote.base}/zoe/accept", "type": "Accept", "actor": zoe.uri, "object": follow_id}
+    assert (await post_signed(session, inbox_url(served_hub, "acme"), accept, zoe))[0] == 202
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        assert (await social.get_follow(conn, follower_id=acme.id, followee_id=zoe_row.id)).state == "accepted"
+    # zoe follows acme; eve cannot undo zoe's follow or zoe's like
+    follow = {"id": f"{remote.base}/f/77", "type": "Follow", "actor": zoe.uri, "object": acme.uri}
+    note = await outbox.post_note(served_hub, acme, "like me")
+    like = {"id": f"{remote.base}/likes/77", "type": "Like", "actor": zoe.uri, "object": note.uri}
+    for act in (follow, like):
+        assert (await post_signed(session, inbox_url(served_hub), act, zoe))[0] == 202
+    await served_hub.runner.drain()
+    for obj in (follow, like, follow["id"], like["id"]):
+        undo = {"id": f"{remote.base}/eve/undo/{hash(str(obj))}", "type": "Undo", "actor": eve.uri, "object": obj}
+        assert (await post_signed(session, inbox_url(served_hub), undo, eve))[0] == 202
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        assert await social.is_following(conn, follower_id=zoe_row.id, followee_id=acme.id)
+        assert await social.count_reactions(conn, note.uri, "like") == 1
+
+
+async def test_following_again_sends_a_new_follow(served_hub, remote, acme):
+    zoe = remote.add_actor("zoe")
+    zoe_row = await discovery.ensure_actor(served_hub.federation, zoe.uri)
+    await outbox.follow(served_hub, acme, zoe_row)
+    await outbox.follow(served_hub, acme, zoe_row)  # the first one may have been lost
+    await served_hub.runner.drain()
+    follows = [r["json"] for r in remote.received if r["json"]["type"] == "Follow"]
+    assert len(follows) == 2 and follows[0]["id"] != follows[1]["id"]
+
+
+async def test_edits_without_updated_do_not_make_later_edits_stale(served_hub, remote, session, acme):
+    zoe = remote.add_actor("zoe")
+    create = note_activity(zoe, to=[acme.uri], text="v1")
+    note = create["object"]
+    assert (await post_signed(session, inbox_url(served_hub), create, zoe))[0] == 202
+    for n, extra in ((2, {}), (3, {"updated": "2026-11-20T10:05:00Z"}), (4, {"updated": "2026-11-20T10:06:00Z"}),
+                     (5, {"updated": "2026-11-20T10:05:30Z"})):
+        update = {"id": f"{zoe.uri}#u{n}", "type": "Update", "actor": zoe.uri,
+                  "object": dict(note, content=f"<p>v{n}</p>", **extra)}
+        assert (await post_signed(session, inbox_url(served_hub), update, zoe))[0] == 202
+        await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        msg = await msg_store.get_message_by_uri(conn, note["id"])
+    assert msg.content_text == "v4"  # v5 is older than v4 by the sender's clock
+
+
+async def test_timeline_says_why_a_note_arrived(served_hub, remote, session, acme):
+    alice = await actors.create_local_actor(served_hub, "alice", kind="person")
+    zoe = remote.add_actor("zoe")
+    zoe_row = await discovery.ensure_actor(served_hub.federation, zoe.uri)
+    async with served_hub.db.write() as conn:
+        await social.put_follow(conn, follower_id=alice.id, followee_id=zoe_row.id, state="accepted", uri=None)
+    activity = note_activity(zoe, to=[PUBLIC], cc=[zoe.doc["followers"], acme.uri])
+    assert (await post_signed(session, inbox_url(served_hub), activity, zoe))[0] == 202
+    await served_hub.runner.drain()
+    async with served_hub.db.read() as conn:
+        (for_alice,) = await msg_store.list_timeline(conn, alice.id, limit=5)
+        (for_acme,) = await msg_store.list_timeline(conn, acme.id, limit=5)
+    assert (for_alice.reason, for_acme.reason) == ("follow", "addressed")

@@ -69,6 +69,7 @@ async def test_host_meta_and_nodeinfo_with_real_counts(served_hub, session, acme
     async with session.get(href) as resp:
         info = await resp.json()
         assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        assert resp.headers["Content-Type"] == 'application/json; profile="http://nodeinfo.diaspora.software/ns/schema/2.1#"'
     assert info["version"] == "2.1" and info["software"]["name"] == "roundtable"
     assert info["protocols"] == ["activitypub"]
     assert info["usage"]["users"] == {"total": 2, "activeMonth": 1, "activeHalfyear": 1}
@@ -103,7 +104,7 @@ async def test_collections_show_totals_to_anyone_and_page(served_hub, session, r
     rows = []
     for n in range(3):
         actor = remote.add_actor(f"f{n}")
-        rows.append(await discovery.fetch_actor(served_hub.federation, actor.uri))
+        rows.append(await discovery.ensure_actor(served_hub.federation, actor.uri))
     async with served_hub.db.write() as conn:
         for row in rows:
             await social.put_follow(conn, follower_id=row.id, followee_id=acme.id, state="accepted", uri=None)
@@ -113,6 +114,7 @@ async def test_collections_show_totals_to_anyone_and_page(served_hub, session, r
     assert doc["type"] == "OrderedCollection" and doc["totalItems"] == 3
     page = json.loads((await get(session, doc["first"]))[1])
     assert sorted(page["orderedItems"]) == sorted(r.uri for r in rows)
+    assert page["id"] == doc["first"] and page["partOf"] == acme.followers_uri
     following = json.loads((await get(session, acme.following_uri))[1])
     assert following["totalItems"] == 0
     outbox_doc = json.loads((await get(session, acme.outbox_uri))[1])
@@ -129,7 +131,7 @@ async def test_collections_show_totals_to_anyone_and_page(served_hub, session, r
 async def test_followers_only_notes_are_served_only_to_signed_followers(served_hub, session, remote, acme):
     fan = remote.add_actor("fan")
     stranger = remote.add_actor("stranger")
-    fan_row = await discovery.fetch_actor(served_hub.federation, fan.uri)
+    fan_row = await discovery.ensure_actor(served_hub.federation, fan.uri)
     async with served_hub.db.write() as conn:
         await social.put_follow(conn, follower_id=fan_row.id, followee_id=acme.id, state="accepted", uri=None)
     note = await outbox.post_note(served_hub, acme, "members only", visibility="followers")
@@ -146,9 +148,15 @@ async def test_followers_only_notes_are_served_only_to_signed_followers(served_h
     assert await fetch(fan, note.uri) == 200
     assert await fetch(fan, note.uri, key=KeyPair()) == 401  # a bad signature is refused, not ignored
     # the outbox counts what the requester may see
-    assert await fetch(fan, acme.outbox_uri) == 200
-    public_total = json.loads((await get(session, acme.outbox_uri))[1])["totalItems"]
-    assert public_total == 0
+    async def outbox_total(actor):
+        headers = actor.sign(acme.outbox_uri, None, shape="mastodon-4.4-get") if actor else {"Accept": AP}
+        headers.pop("Host", None)
+        async with session.get(acme.outbox_uri, headers=headers) as resp:
+            return (await resp.json(content_type=None))["totalItems"]
+
+    assert await outbox_total(fan) == 1
+    assert await outbox_total(stranger) == 0
+    assert await outbox_total(None) == 0
 
 
 async def test_deleted_note_answers_410_with_a_tombstone(served_hub, session, acme):
@@ -191,3 +199,37 @@ async def test_a_signature_we_cannot_check_yet_gets_public_content_only(served_h
         headers.pop("Host")
         async with session.get(url, headers=headers) as resp:
             assert resp.status == status, url
+
+
+async def test_activities_are_served_to_whom_their_note_is(served_hub, session, remote, acme):
+    bob = remote.add_actor("bob")
+    stranger = remote.add_actor("stranger")
+    bob_row = await discovery.ensure_actor(served_hub.federation, bob.uri)
+    public = await outbox.post_note(served_hub, acme, "for all")
+    direct = await outbox.post_note(served_hub, acme, "for bob", visibility="direct", recipients=[bob_row])
+    await served_hub.runner.drain(raise_errors=False)
+    async with served_hub.db.read() as conn:
+        from hub.store import jobs as job_store
+
+        public_act = (await job_store.list_activity_ids_for_object(conn, public.uri))[0]
+        direct_act = (await job_store.list_activity_ids_for_object(conn, direct.uri))[0]
+
+    async def status(url, actor=None):
+        headers = actor.sign(url, None, shape="mastodon-4.4-get") if actor else {"Accept": AP}
+        headers.pop("Host", None)
+        async with session.get(url, headers=headers) as resp:
+            body = await resp.read()
+            return resp.status, body
+
+    code, body = await status(served_hub.uris.activity(public_act))
+    assert code == 200 and json.loads(body)["type"] == "Create" and json.loads(body)["object"]["id"] == public.uri
+    assert (await status(served_hub.uris.activity(direct_act)))[0] == 404
+    assert (await status(served_hub.uris.activity(direct_act), stranger))[0] == 404
+    code, body = await status(served_hub.uris.activity(direct_act), bob)
+    assert code == 200 and json.loads(body)["object"]["content"].endswith("for bob</p>")
+    assert (await status(served_hub.uris.activity("01aaaaaaaaaaaaaaaaaaaaaaaa")))[0] == 404
+
+
+async def test_instance_actor_outbox_exists(served_hub, session):
+    resp, body = await get(session, served_hub.cfg.base_url + "/actor/outbox")
+    assert resp.status == 200 and json.loads(body)["totalItems"] == 0

@@ -235,9 +235,11 @@ async def test_active_boxes_verifies_our_signatures(keypair, active_boxes_backen
         assert await ab.verify_request_cavage("POST", "/users/bob/inbox", headers, BODY.decode())
     else:
         assert await ab.verify_request_rfc9421("POST", URL, headers, BODY)
-    # and a changed body fails there too
+    # ...and not for another path, nor (through the signed digest) another body
     if scheme == "cavage":
         assert not await ab.verify_request_cavage("POST", "/users/bob/other", headers, BODY.decode())
+        tampered = dict(headers, Digest=httpsig.digest_header(b"{}"))
+        assert not await ab.verify_request_cavage("POST", "/users/bob/inbox", tampered, "{}")
     else:
         assert not await ab.verify_request_rfc9421("POST", URL, headers, b"{}")
 
