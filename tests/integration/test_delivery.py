@@ -345,7 +345,8 @@ async def test_gone_inboxes_come_back_when_their_server_talks_or_after_a_week(se
     await outbox.post_note(served_hub, acme, "four")
     await served_hub.runner.drain()
     async with served_hub.db.write() as conn:
-        await conn.execute(sa.text("UPDATE inboxes SET gone_at = :t"), {"t": utcnow() - dt.timedelta(days=8)})
+        week_ago = (utcnow() - dt.timedelta(days=8)).replace(tzinfo=None)  # stored as naive UTC
+        await conn.execute(sa.text("UPDATE inboxes SET gone_at = :t"), {"t": week_ago})
     remote.inbox_status = 202
     await outbox.post_note(served_hub, acme, "five")
     await served_hub.runner.drain()
