@@ -63,6 +63,7 @@ def types_of(doc: Any) -> set[str]:
     return {t for t in as_list(doc.get("type")) if isinstance(t, str)}
 
 
+# A pure memo of a pure function (no state anyone depends on), kept module-wide.
 @functools.lru_cache(maxsize=4096)
 def host_of(uri: str | None) -> str:
     if not uri:

@@ -206,6 +206,7 @@ def check_freshness(
         raise Unauthorized("signature has expired")
 
 
+# A pure memo of a pure function (no state anyone depends on), kept module-wide.
 @functools.lru_cache(maxsize=256)
 def _http_date(value: str) -> float:
     """Seconds since the epoch of an HTTP date (cached: a busy peer sends
