@@ -421,6 +421,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60_000, help="distinct pre-signed inbound requests")
     parser.add_argument("--servers", type=int, default=100)
     parser.add_argument("--actors", type=int, default=10, help="followers per receiving server")
+    parser.add_argument("--only", choices=["inbound", "outbound"], help="run one part (no report is written)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench: wrk is required (Debian: apt-get install wrk)")
@@ -431,10 +432,14 @@ def main() -> None:
         with multiprocessing.Pool(1) as pool:
             res["crypto"] = pool.apply(crypto_rates)
         print(f"  {res['crypto']}", flush=True)
-        print("inbound...", flush=True)
-        res["inbound"] = inbound(tmp, args.seconds, args.requests)
-        print("outbound...", flush=True)
-        res["outbound"] = outbound(tmp, args.servers, args.actors)
+        if args.only != "outbound":
+            print("inbound...", flush=True)
+            res["inbound"] = inbound(tmp, args.seconds, args.requests)
+        if args.only != "inbound":
+            print("outbound...", flush=True)
+            res["outbound"] = outbound(tmp, args.servers, args.actors)
+    if args.only:
+        return
     text = report(res)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(res, indent=2) + "\n")

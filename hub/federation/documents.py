@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,14 +30,13 @@ def as_list(value: Any) -> list:
 
 
 MAX_URI = 2048
+_NOT_IN_URI = re.compile(r"[\x00-\x20\x7f]")
 
 
 def valid_uri(value: Any) -> str | None:
     """A URI we can store and compare: a string of at most 2048 characters,
     without NUL, spaces or other control characters; else None."""
-    if not isinstance(value, str) or not value or len(value) > MAX_URI:
-        return None
-    if any(ord(ch) < 33 for ch in value):
+    if not isinstance(value, str) or not value or len(value) > MAX_URI or _NOT_IN_URI.search(value):
         return None
     return value
 
@@ -75,13 +75,14 @@ def host_of(uri: str | None) -> str:
 
 
 def same_origin(a: str | None, b: str | None) -> bool:
+    """Same scheme and authority (host and port)."""
     if not a or not b:
         return False
     try:
         pa, pb = urlsplit(a), urlsplit(b)
     except ValueError:
         return False
-    return pa.scheme == pb.scheme and pa.netloc.lower() == pb.netloc.lower()
+    return pa.scheme.lower() == pb.scheme.lower() and pa.netloc.lower() == pb.netloc.lower() and bool(pa.netloc)
 
 
 def parse_time(value: Any) -> dt.datetime | None:

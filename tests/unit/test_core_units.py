@@ -81,6 +81,23 @@ def test_uris_are_minted_and_parsed_in_one_place():
     assert u.is_local(u.key_id("alice"))
 
 
+# --- identifiers ---------------------------------------------------------------------------
+
+
+def test_ids_are_ulids_that_sort_by_time_and_do_not_repeat():
+    import time as _time
+
+    from hub.ids import is_id, new_id
+
+    first = new_id()
+    _time.sleep(0.002)
+    later = [new_id() for _ in range(2000)]
+    assert all(is_id(i) and len(i) == 26 for i in [first, *later])
+    assert all(first < i for i in later)
+    assert len(set(later)) == 2000
+    assert not is_id("not-an-id") and not is_id("8" + "0" * 25)  # beyond 48 bits of time
+
+
 # --- addressing ------------------------------------------------------------------------------
 
 
