@@ -236,6 +236,7 @@ class FakeRemote:
         self.inbox_headers: dict[str, str] = {}
         self.gone: set[str] = set()
         self.reject_rfc9421 = False
+        self.reject_rfc9421_with = 401
         self.nodeinfo_software: str | None = None
         self.inbox_delay_s = 0.0
         self.inbox_body = b""
@@ -284,7 +285,7 @@ class FakeRemote:
             if self.inbox_delay_s:
                 await asyncio.sleep(self.inbox_delay_s)
             if self.reject_rfc9421 and "Signature-Input" in request.headers:
-                return web.json_response({"error": "unsupported signature"}, status=401)
+                return web.json_response({"error": "unsupported signature"}, status=self.reject_rfc9421_with)
             status = self._next_inbox_status()
             self.received.append({"path": path, "headers": dict(request.headers), "body": body, "status": status,
                                   "json": json.loads(body) if body else None})

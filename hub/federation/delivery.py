@@ -8,8 +8,9 @@ Retry policy (the runner applies the waits, see ``hub.jobs``):
   503 is honoured when it asks for longer than our schedule.
 * any other 4xx: failed for good (the peer refuses this activity).
 * RFC 9421 "double knock": when a host we believed reads RFC 9421 answers
-  400 or 401, the same request is sent at once with a draft-cavage
-  signature, and the host is remembered as cavage-only.
+  400, 401 or 403, or a server error (some Mastodon builds answered 500 to
+  RFC 9421, Fedify issue #907), the same request is sent at once with a
+  draft-cavage signature; if that works the host is remembered as cavage-only.
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ async def _load(fed: Federation, activity_id: str, signer_id: str):
     return item
 
 
+def knock_again(status: int) -> bool:
+    return status in (400, 401, 403) or status >= 500
+
+
 async def handle_deliver(fed: Federation, job: sa.Row) -> Outcome:
     p = job.payload
     inbox = p["inbox"]
@@ -68,7 +73,7 @@ async def handle_deliver(fed: Federation, job: sa.Row) -> Outcome:
     resp = await fed.http.request(
         "POST", inbox, body=body, headers=headers, signer=fed.signer(key_id, private_key, scheme, digests=digests), follow_redirects=False
     )
-    if scheme == "rfc9421" and resp.status in (400, 401):
+    if scheme == "rfc9421" and knock_again(resp.status):
         log.info("%s refused an RFC 9421 signature (%s); knocking again with draft-cavage", host, resp.status)
         resp = await fed.http.request(
             "POST", inbox, body=body, headers=headers, signer=fed.signer(key_id, private_key, "cavage", digests=digests),

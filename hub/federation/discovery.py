@@ -52,7 +52,7 @@ async def fetch_document(fed: Federation, uri: str) -> tuple[Any, str]:
     host = docs.host_of(uri)
     scheme = await fed.scheme_for(host)
     resp = await http.request("GET", uri, headers={"Accept": fed.accept}, signer=fed.instance_signer(scheme))
-    if resp.status in (400, 401) and scheme == "rfc9421":
+    if scheme == "rfc9421" and (resp.status in (400, 401, 403) or resp.status >= 500):
         # Double knock: the host may not read RFC 9421 after all.
         resp = await http.request("GET", uri, headers={"Accept": fed.accept}, signer=fed.instance_signer("cavage"))
         if resp.status == 200:

@@ -161,9 +161,11 @@ async def test_retries_stop_after_the_schedule(served_hub, remote, acme):
     assert len(remote.received) == len(served_hub.cfg.retry_schedule_s) + 1
 
 
-async def test_rfc9421_double_knock_falls_back_to_cavage_and_remembers(served_hub, remote, acme):
+@pytest.mark.parametrize("refusal", [401, 400, 500])
+async def test_rfc9421_double_knock_falls_back_to_cavage_and_remembers(served_hub, remote, acme, refusal):
     remote.nodeinfo_software = "mastodon"  # 4.5.0: believed to read RFC 9421
     remote.reject_rfc9421 = True  # ...but this one does not
+    remote.reject_rfc9421_with = refusal
     _, row = await follower(served_hub, remote, "a")
     await add_followers(served_hub, acme, [row])
     await outbox.post_note(served_hub, acme, "knock knock")
