@@ -4,6 +4,7 @@ configuration."""
 
 from alembic import context
 
+from hub.migrations.env_names import include_name
 from hub.store.schema import metadata
 
 connection = context.config.attributes.get("connection")
@@ -15,6 +16,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_name=include_name,
 )
 with context.begin_transaction():
     context.run_migrations()

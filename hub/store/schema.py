@@ -75,6 +75,8 @@ actors = sa.Table(
     sa.Column("featured_uri", sa.String(2048), nullable=True),
     sa.Column("private_key_pem", sa.Text, nullable=True),
     sa.Column("raw", sa.Text, nullable=True),
+    sa.Column("settings", sa.JSON, nullable=True),  # local actors: agent signature, accepted purposes...
+    sa.Column("implements", sa.JSON, nullable=True),  # remote actors: FEP-844e capability URIs
     sa.Column("published_at", UTCDateTime(), nullable=True),
     sa.Column("fetched_at", UTCDateTime(), nullable=True),
     _created(),
@@ -153,6 +155,131 @@ conversations = sa.Table(
     sa.Column("owner_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="SET NULL"), nullable=True),
     sa.Column("local", sa.Boolean, nullable=False, default=False),
     _created(),
+    sa.Column("subject", sa.Text, nullable=True),
+    sa.Column("visibility", sa.String(16), nullable=True),
+    sa.Column("closed_at", UTCDateTime(), nullable=True),
+    sa.Column("last_message_at", UTCDateTime(), nullable=True),
+)
+
+conversation_aliases = sa.Table(
+    # Other URIs a conversation is known by: the remote context a thread had
+    # before its owner's hub adopted it, Mastodon's ostatus:conversation tag...
+    "conversation_aliases",
+    metadata,
+    sa.Column("uri", sa.String(2048), primary_key=True),
+    sa.Column("conversation_id", sa.String(26), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False, index=True),
+    _created(),
+)
+
+conversation_participants = sa.Table(
+    "conversation_participants",
+    metadata,
+    _id(),
+    sa.Column("conversation_id", sa.String(26), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("role", sa.String(16), nullable=False),  # owner | participant
+    sa.Column("added_by_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="SET NULL"), nullable=True),
+    _created(),
+    sa.UniqueConstraint("conversation_id", "actor_id", name="uq_participants_pair"),
+)
+
+conversation_states = sa.Table(
+    # Each local actor's private working state of a conversation. Never federated.
+    "conversation_states",
+    metadata,
+    _id(),
+    sa.Column("conversation_id", sa.String(26), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # open | pending | snoozed | resolved
+    sa.Column("snoozed_until", UTCDateTime(), nullable=True),
+    sa.Column("assignee_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("team", sa.String(64), nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False, default=0),
+    sa.Column("waiting_since", UTCDateTime(), nullable=True),
+    sa.Column("first_response_at", UTCDateTime(), nullable=True),
+    sa.Column("last_message_at", UTCDateTime(), nullable=False),
+    sa.Column("last_message_id", sa.String(26), nullable=True),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("conversation_id", "actor_id", name="uq_states_pair"),
+    sa.Index("ix_states_inbox", "actor_id", "last_message_at", "id"),
+    sa.Index("ix_states_status", "actor_id", "status", "last_message_at"),
+)
+
+conversation_labels = sa.Table(
+    "conversation_labels",
+    metadata,
+    sa.Column("state_id", sa.String(26), sa.ForeignKey("conversation_states.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("label", sa.String(64), primary_key=True),
+    sa.Index("ix_labels_label", "label"),
+)
+
+conversation_reads = sa.Table(
+    "conversation_reads",
+    metadata,
+    sa.Column("state_id", sa.String(26), sa.ForeignKey("conversation_states.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("read_at", UTCDateTime(), nullable=False),
+)
+
+private_notes = sa.Table(
+    # Notes an actor's members keep on a conversation: never delivered, bridged or exported to the other side.
+    "private_notes",
+    metadata,
+    _id(),
+    sa.Column("conversation_id", sa.String(26), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("text", sa.Text, nullable=False),
+    _created(),
+    sa.Index("ix_notes_conversation", "conversation_id", "actor_id"),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _id(),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("conversation_id", sa.String(26), sa.ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("detail", sa.JSON, nullable=True),
+    _created(),
+    sa.Index("ix_audit_actor", "actor_id", "id"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(255), nullable=True),
+    _created(),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    _id(),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("secret", sa.String(255), nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    _created(),
+)
+
+canned_responses = sa.Table(
+    "canned_responses",
+    metadata,
+    _id(),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    _created(),
+    sa.UniqueConstraint("actor_id", "name", name="uq_canned_name"),
 )
 
 messages = sa.Table(
@@ -181,6 +308,9 @@ messages = sa.Table(
     sa.Column("edited_at", UTCDateTime(), nullable=True),
     sa.Column("deleted_at", UTCDateTime(), nullable=True),
     _created(),
+    sa.Column("removed_at", UTCDateTime(), nullable=True),  # taken out of its conversation by the owner
+    sa.Column("account_id", sa.String(26), nullable=True),  # the member who wrote a local message
+    sa.Index("ix_messages_conversation_published", "conversation_id", "published_at"),
 )
 
 timeline = sa.Table(

@@ -6,6 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from hub.db import create_engine, migrate
+from hub.migrations.env_names import include_name
 from hub.store.schema import metadata
 from tests.helpers import make_config
 
@@ -13,11 +14,11 @@ from tests.helpers import make_config
 async def test_migrated_database_matches_the_schema_and_reruns_are_noops(tmp_path):
     engine = create_engine(make_config(tmp_path))
     try:
-        assert await migrate(engine) == ["0001"]
+        assert await migrate(engine) == ["0001", "0002"]
         assert await migrate(engine) == []
 
         def diff(conn):
-            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name})
             return compare_metadata(ctx, metadata)
 
         async with engine.connect() as conn:

@@ -12,6 +12,7 @@ from hub.config import load_config
 from hub.db import Database, create_engine, migrate
 from hub.store import jobs as job_store
 from hub.store.base import utcnow
+from hub.migrations.env_names import include_name
 from hub.store.schema import metadata
 
 
@@ -21,7 +22,7 @@ async def test_migrated_postgres_database_matches_the_schema(pg_database):
         assert await migrate(engine) == []  # the template is migrated already
 
         def diff(conn):
-            return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+            return compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True, "include_name": include_name}), metadata)
 
         async with engine.connect() as conn:
             assert await conn.run_sync(diff) == []
