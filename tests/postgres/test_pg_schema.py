@@ -10,9 +10,9 @@ from alembic.runtime.migration import MigrationContext
 
 from hub.config import load_config
 from hub.db import Database, create_engine, migrate
+from hub.migrations.env_names import include_name
 from hub.store import jobs as job_store
 from hub.store.base import utcnow
-from hub.migrations.env_names import include_name
 from hub.store.schema import metadata
 
 
