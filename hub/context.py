@@ -28,6 +28,16 @@ class Hub:
     runner: Runner | None = None
     federation: Any = None
     """The ActivityPub adapter (``hub.federation.Federation``) once attached."""
+    _http: Any = None
+
+    @property
+    def http(self):
+        """The process's outbound HTTP client (SSRF-guarded), made on first use."""
+        if self._http is None:
+            from hub.net import HttpClient
+
+            self._http = HttpClient(self.cfg)
+        return self._http
 
     @classmethod
     def create(cls, cfg: Config) -> Hub:
@@ -51,6 +61,6 @@ class Hub:
             self.runner.wake()
 
     async def close(self) -> None:
-        if self.federation is not None:
-            await self.federation.close()
+        if self._http is not None:
+            await self._http.close()
         await self.db.dispose()

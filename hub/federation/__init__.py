@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from hub import crypto
 from hub.federation import httpsig
-from hub.federation.client import AP_ACCEPT, HttpClient, Signer
+from hub.net import AP_ACCEPT, Signer
 from hub.store import jobs as job_store
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class Federation:
 
     def __init__(self, hub: Hub):
         self.hub = hub
-        self.http = HttpClient(hub.cfg)
+        self.http = hub.http
         self.instance_actor: sa.Row | None = None
         self.key_refetch_at: dict[str, float] = {}
         self.key_cache: dict[str, tuple[float, sa.Row]] = {}
@@ -65,9 +65,6 @@ class Federation:
         hub.registry.register("ap.deliver", lambda job: delivery.handle_deliver(fed, job))
         hub.registry.register("ap.inbound", lambda job: handlers.handle_inbound(fed, job))
         return fed
-
-    async def close(self) -> None:
-        await self.http.close()
 
     # --- signing ------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from hub.actors import signing_key
 from hub.federation import httpsig
-from hub.federation.client import status_error
+from hub.net import status_error
 from hub.federation.documents import host_of
 from hub.federation.render import AP_CONTENT_TYPE
 from hub.jobs import Outcome

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from hub.errors import BadRequest, FetchError, NotFound, UsageError
 from hub.federation import documents as docs
-from hub.federation.client import status_error
+from hub.net import status_error
 from hub.ids import new_id
 from hub.store import actors as actor_store
 from hub.store.base import utcnow

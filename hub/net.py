@@ -1,4 +1,4 @@
-"""Outbound HTTP for federation: one aiohttp session, bounded, guarded, signed.
+"""Outbound HTTP: one aiohttp session, bounded, guarded, signed when asked.
 
 * SSRF guard: outside development mode only ``https`` URLs are fetched, and
   a host that is, or resolves to, a private, loopback, link-local or other
