@@ -22,10 +22,10 @@ import sqlalchemy as sa
 
 from hub.actors import signing_key
 from hub.federation import httpsig
-from hub.net import status_error
 from hub.federation.documents import host_of
 from hub.federation.render import AP_CONTENT_TYPE
 from hub.jobs import Outcome
+from hub.net import status_error
 from hub.store import actors as actor_store
 from hub.store import jobs as job_store
 

@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from hub.errors import BadRequest, FetchError, NotFound, UsageError
 from hub.federation import documents as docs
-from hub.net import status_error
 from hub.ids import new_id
+from hub.net import status_error
 from hub.store import actors as actor_store
 from hub.store.base import utcnow
 

@@ -143,6 +143,10 @@ async def get_account_by_username(conn: Conn, username: str) -> sa.Row | None:
     return (await conn.execute(stmt)).first()
 
 
+async def get_account_by_id(conn: Conn, account_id: str) -> sa.Row | None:
+    return (await conn.execute(sa.select(accounts).where(accounts.c.id == account_id))).first()
+
+
 async def get_account_by_email(conn: Conn, email: str) -> sa.Row | None:
     stmt = sa.select(accounts).where(sa.func.lower(accounts.c.email) == email.lower())
     return (await conn.execute(stmt)).first()

@@ -273,6 +273,7 @@ async def list_inbox(
     network: str | None = None,
     query: str | None = None,
     before: tuple[dt.datetime, str] | None = None,
+    conversation_id: str | None = None,
     limit: int = 20,
 ) -> list[sa.Row]:
     """One actor's conversations, most recent activity first, keyset-paginated
@@ -288,6 +289,8 @@ async def list_inbox(
         .outerjoin(owner, owner.c.id == conversations.c.owner_id)
         .where(conversation_states.c.actor_id == actor_id)
     )
+    if conversation_id:
+        stmt = stmt.where(conversation_states.c.conversation_id == conversation_id)
     if status:
         stmt = stmt.where(conversation_states.c.status == status)
     if assignee_id:

@@ -13,8 +13,8 @@ import pytest
 from hub import addressing, text
 from hub.config import load_config
 from hub.errors import BlockedAddress, ConfigError
-from hub.net import HttpClient, address_allowed
 from hub.jobs import Outcome, next_state
+from hub.net import HttpClient, address_allowed
 from hub.uris import Uris
 
 # --- configuration --------------------------------------------------------------------------

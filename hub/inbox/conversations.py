@@ -1,0 +1,281 @@
+"""Conversations the customer owns: starting, replying, participants, moderation.
+
+A conversation belongs to the customer (a ``Person``) who takes part in it:
+the one who starts it, or the first customer an organization writes to.
+Its container lives on the owner's hub, which hears every message and hands
+it to every participant. This module keeps our own state and queues
+``outbox.publish`` jobs; how messages travel is the network adapters' affair.
+
+``place_message`` is the one door every message, local or arriving from a
+network, goes through to enter a conversation: it updates each local
+participant's inbox state (reopening resolved or snoozed conversations) and
+fires webhooks.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hub import text as textmod
+from hub.context import Hub
+from hub.errors import Forbidden, NotFound, UsageError
+from hub.ids import new_id
+from hub.inbox import webhooks
+from hub.inbox.access import Acting, audit
+from hub.store import conversations as conv_store
+from hub.store import messages as msg_store
+from hub.store.base import Conn, utcnow
+from hub.store.jobs import job_row, put_jobs
+
+MAX_TEXT = 5000
+DEFAULT_SIGNATURE = "— {member_name}, {actor_name}"
+
+
+def owner_for(starter: sa.Row, others: list[sa.Row]) -> sa.Row:
+    """Who owns a new conversation: the customer in it. The starter if a
+    person, else the first person written to, else the starter."""
+    if starter.type == "Person":
+        return starter
+    return next((a for a in others if a.type == "Person"), starter)
+
+
+async def queue_publish(conn: Conn, verb: str, **payload) -> None:
+    await put_jobs(conn, [job_row("outbox.publish", {"verb": verb, **payload})])
+
+
+async def get_conversation(hub: Hub, ref: str) -> sa.Row:
+    """A conversation by its local id or any of its URIs."""
+    async with hub.db.read() as conn:
+        row = await msg_store.get_conversation_by_id(conn, ref) if "/" not in ref else None
+        if row is None:
+            row = await conv_store.get_conversation_by_any_uri(conn, ref)
+    if row is None:
+        raise NotFound(f"no conversation {ref}")
+    return row
+
+
+async def require_participant(conn: Conn, acting: Acting, conversation: sa.Row) -> sa.Row:
+    """The acting actor's state of a conversation it takes part in (else 404: no probing)."""
+    state = await conv_store.get_state(conn, conversation.id, acting.actor.id)
+    if state is None:
+        raise NotFound("no such conversation")
+    return state
+
+
+def signed_text(text: str, acting: Acting) -> str:
+    """A member writing for an actor signs with their name, as the actor chooses
+    (``settings.agent_signature``; an empty template turns signatures off)."""
+    if acting.account is None or acting.account.username == acting.actor.username:
+        return text
+    settings = acting.actor.settings or {}
+    template = settings.get("agent_signature", DEFAULT_SIGNATURE)
+    if not template:
+        return text
+    member_name = settings.get("member_names", {}).get(acting.account.username) or acting.account.username
+    try:
+        signature = template.format(member_name=member_name, member=acting.account.username,
+                                    actor_name=acting.actor.name or acting.actor.username)
+    except (KeyError, IndexError, ValueError):
+        signature = f"— {member_name}"
+    return f"{text}\n\n{signature}"
+
+
+def _check_text(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise UsageError("a message needs some text")
+    if len(text) > MAX_TEXT:
+        raise UsageError(f"a message can have at most {MAX_TEXT} characters")
+    return text
+
+
+async def place_message(conn: Conn, hub: Hub, conversation: sa.Row, message: sa.Row, *, new: bool = False) -> None:
+    """Enter a stored message into its conversation, for every local participant."""
+    at = message.published_at
+    await conv_store.update_conversation(
+        conn, conversation.id,
+        {"last_message_at": max(at, conversation.last_message_at) if conversation.last_message_at else at},
+    )
+    for participant in await conv_store.list_participants(conn, conversation.id):
+        if not participant.local or participant.type == "Application":
+            continue
+        state = await conv_store.get_state(conn, conversation.id, participant.id)
+        if state is None:
+            state = await conv_store.ensure_state(conn, conversation.id, participant.id, at=at)
+            await webhooks.emit(conn, participant.id, "conversation.created", conversation_data(conversation, state))
+        changes: dict = {"last_message_at": max(at, state.last_message_at), "last_message_id": message.id}
+        if message.actor_id == participant.id:
+            changes["waiting_since"] = None
+            if state.waiting_since is not None and state.first_response_at is None:
+                changes["first_response_at"] = at
+        else:
+            if state.waiting_since is None:
+                changes["waiting_since"] = at
+            if state.status in ("resolved", "snoozed"):
+                changes.update(status="open", snoozed_until=None)
+                await webhooks.emit(conn, participant.id, "conversation.status_changed",
+                                    conversation_data(conversation, state, status="open", previous=state.status))
+        await conv_store.update_state(conn, state.id, changes)
+        await webhooks.emit(conn, participant.id, "message.created", {
+            "conversation": conversation.uri, "message": message.uri, "author_id": message.actor_id,
+            "text": message.content_text, "published": message.published_at.isoformat(),
+        })
+
+
+def conversation_data(conversation: sa.Row, state: sa.Row, **extra) -> dict:
+    return {"conversation": conversation.uri, "id": conversation.id, "status": state.status, **extra}
+
+
+async def _post(
+    conn: Conn,
+    hub: Hub,
+    acting: Acting,
+    conversation: sa.Row,
+    text: str,
+    *,
+    in_reply_to: sa.Row | None,
+    participants: list[sa.Row],
+) -> sa.Row:
+    """Store a local message in a conversation and queue its publication."""
+    author = acting.actor
+    others = [p for p in participants if p.id != author.id]
+    handles = {}
+    for p in others:
+        domain = hub.cfg.domain if p.local else p.domain
+        handles[f"{p.username}@{domain}".lower()] = p.url or p.uri
+    # Every addressee is named in the text: Mastodon notifies only for a mention it can see.
+    missing = []
+    for p in others:
+        handle = f"@{p.username}@{hub.cfg.domain if p.local else p.domain}"
+        if handle.lower() not in text.lower():
+            missing.append(handle)
+    if missing:
+        text = " ".join(missing) + " " + text
+    message_id = new_id()
+    uri = hub.uris.message(message_id)
+    now = utcnow()
+    audience = [p.uri for p in others]
+    await msg_store.put_message(
+        conn,
+        {
+            "id": message_id, "uri": uri, "url": uri, "actor_id": author.id, "conversation_id": conversation.id,
+            "in_reply_to_uri": in_reply_to.uri if in_reply_to is not None else None,
+            "content_html": textmod.plain_to_html(text, handles), "content_text": text,
+            "visibility": conversation.visibility or "direct", "to_uris": audience, "cc_uris": [],
+            "mention_uris": audience, "local": True, "network": "activitypub", "published_at": now,
+            "account_id": acting.account_id,
+        },
+    )
+    message = await msg_store.get_message_by_id(conn, message_id)
+    await place_message(conn, hub, conversation, message)
+    await queue_publish(conn, "create", message_id=message_id, activity_id=new_id())
+    await audit(conn, acting, "message.create", conversation_id=conversation.id, message=uri)
+    return message
+
+
+async def start(hub: Hub, acting: Acting, targets: list[sa.Row], text: str, *, subject: str | None = None) -> tuple[sa.Row, sa.Row]:
+    """Start a conversation with ``targets``; returns ``(conversation, first message)``."""
+    acting.require("agent")
+    text = _check_text(text)
+    targets = [t for t in dict((t.id, t) for t in targets).values() if t.id != acting.actor.id]
+    if not targets:
+        raise UsageError("a conversation needs someone to talk to")
+    if any(t.type == "Application" for t in targets):
+        raise UsageError("the instance actor takes part in no conversation")
+    from hub.store import social
+
+    owner = owner_for(acting.actor, targets)
+    async with hub.db.write() as conn:
+        for t in targets:
+            if await social.blocked_either_way(conn, acting.actor.id, t.id):
+                raise Forbidden(f"cannot write to {t.uri}: one of you blocks the other")
+        conv_id = new_id()
+        # The container is ours when the owner is ours; when an organization
+        # here writes to a customer elsewhere we hold it until the customer's
+        # hub adopts it (it then sends an Add naming its own container).
+        conversation = await msg_store.ensure_conversation(
+            conn, uri=hub.uris.conversation(conv_id), owner_id=owner.id, local=True, conversation_id=conv_id
+        )
+        await conv_store.update_conversation(conn, conv_id, {"subject": subject, "visibility": "direct"})
+        for actor in (acting.actor, *targets):
+            await conv_store.put_participant(conn, conv_id, actor.id, role="owner" if actor.id == owner.id else "participant",
+                                             added_by_id=acting.actor.id)
+        conversation = await msg_store.get_conversation_by_id(conn, conv_id)
+        participants = await conv_store.list_participants(conn, conv_id)
+        message = await _post(conn, hub, acting, conversation, text, in_reply_to=None, participants=participants)
+        await audit(conn, acting, "conversation.start", conversation_id=conv_id, targets=[t.uri for t in targets])
+        conversation = await msg_store.get_conversation_by_id(conn, conv_id)
+    hub.wake()
+    return conversation, message
+
+
+async def reply(hub: Hub, acting: Acting, conversation: sa.Row, text: str, *, in_reply_to_uri: str | None = None) -> sa.Row:
+    """Write in a conversation, as ``acting.actor`` (signed by the member for an organization)."""
+    acting.require("agent")
+    text = signed_text(_check_text(text), acting)
+    async with hub.db.write() as conn:
+        await require_participant(conn, acting, conversation)
+        conversation = await msg_store.get_conversation_by_id(conn, conversation.id)
+        if conversation.closed_at is not None:
+            raise Forbidden("this conversation is closed")
+        participants = await conv_store.list_participants(conn, conversation.id)
+        if in_reply_to_uri:
+            parent = await msg_store.get_message_by_uri(conn, in_reply_to_uri)
+            if parent is None or parent.conversation_id != conversation.id:
+                raise NotFound(f"no message {in_reply_to_uri} in this conversation")
+        else:
+            existing = await conv_store.list_messages(conn, conversation.id)
+            parent = await msg_store.get_message_by_id(conn, existing[-1].id) if existing else None
+        message = await _post(conn, hub, acting, conversation, text, in_reply_to=parent, participants=participants)
+    hub.wake()
+    return message
+
+
+def _require_owner(acting: Acting, conversation: sa.Row) -> None:
+    if conversation.owner_id != acting.actor.id:
+        raise Forbidden("only the conversation's owner can do that")
+    if not conversation.local:
+        raise Forbidden("the conversation is kept by another hub")
+
+
+async def add_participant(hub: Hub, acting: Acting, conversation: sa.Row, target: sa.Row) -> None:
+    """The owner brings another actor (a second organization, say) into the conversation."""
+    acting.require("agent")
+    _require_owner(acting, conversation)
+    if target.type == "Application":
+        raise UsageError("the instance actor takes part in no conversation")
+    async with hub.db.write() as conn:
+        added = await conv_store.put_participant(conn, conversation.id, target.id, added_by_id=acting.actor.id)
+        if not added:
+            return
+        if target.local:
+            await conv_store.ensure_state(conn, conversation.id, target.id, at=utcnow())
+        else:
+            await queue_publish(conn, "backfill", conversation_id=conversation.id, actor_id=target.id)
+        await audit(conn, acting, "conversation.add_participant", conversation_id=conversation.id, participant=target.uri)
+    hub.wake()
+
+
+async def remove_message(hub: Hub, acting: Acting, conversation: sa.Row, message_uri: str) -> None:
+    """The owner takes a message out of the conversation; it stays in its author's outbox."""
+    acting.require("agent")
+    _require_owner(acting, conversation)
+    async with hub.db.write() as conn:
+        message = await msg_store.get_message_by_uri(conn, message_uri)
+        if message is None or message.conversation_id != conversation.id:
+            raise NotFound(f"no message {message_uri} in this conversation")
+        if message.removed_at is None:
+            await msg_store.update_message(conn, message.id, {"removed_at": utcnow()})
+            await queue_publish(conn, "remove", message_id=message.id, conversation_id=conversation.id, activity_id=new_id())
+            await audit(conn, acting, "message.remove", conversation_id=conversation.id, message=message_uri)
+    hub.wake()
+
+
+async def close(hub: Hub, acting: Acting, conversation: sa.Row, *, closed: bool = True) -> None:
+    """The owner closes the conversation to new messages (or opens it again)."""
+    acting.require("agent")
+    _require_owner(acting, conversation)
+    async with hub.db.write() as conn:
+        await conv_store.update_conversation(conn, conversation.id, {"closed_at": utcnow() if closed else None})
+        await audit(conn, acting, "conversation.close" if closed else "conversation.reopen", conversation_id=conversation.id)
+
