@@ -209,8 +209,22 @@ def parse_actor(doc: Any, *, new_id: str) -> tuple[dict, list[dict]]:
         "following_uri": id_of(doc.get("following")),
         "featured_uri": id_of(doc.get("featured")),
         "published_at": parse_time(doc.get("published")),
+        "implements": implements_of(doc),
     }
     return values, parse_keys(doc)
+
+
+def implements_of(doc: dict) -> list[str]:
+    """FEP-844e capability URIs of an actor: in its ``generator`` (user actors)
+    or on itself (Application actors); tootik and others read both places."""
+    hrefs: list[str] = []
+    generator = doc.get("generator")
+    for source in (doc.get("implements"), generator.get("implements") if isinstance(generator, dict) else None):
+        for item in as_list(source):
+            href = id_of(item)
+            if href and href not in hrefs:
+                hrefs.append(href)
+    return hrefs[:50]
 
 
 def mentions_of(note: dict) -> list[str]:
@@ -256,7 +270,8 @@ def parse_note(note: Any) -> dict:
         "sensitive": _bool(note.get("sensitive"), bool(summary)),
         "language": language,
         "in_reply_to": id_of(note.get("inReplyTo")),
-        "context": id_of(note.get("context")) or id_of(note.get("conversation")),
+        "context": id_of(note.get("context")),
+        "conversation": id_of(note.get("conversation")),
         "published": parse_time(note.get("published")),
         "updated": parse_time(note.get("updated")),
         "to": ids_of(note.get("to")),

@@ -228,7 +228,7 @@ async def _conversation_for(conn: Conn, fed: Federation, note: dict, author: sa.
     origin that we never minted creates nothing.
     """
     parent = await msg_store.get_message_by_uri(conn, note["in_reply_to"]) if note["in_reply_to"] else None
-    context = note["context"]
+    context = note["context"] or note["conversation"]
     if context and fed.hub.uris.is_local(context):
         conv = await msg_store.get_conversation_by_uri(conn, context)
         if conv is not None and parent is not None and parent.conversation_id == conv.id:
@@ -245,8 +245,11 @@ async def _conversation_for(conn: Conn, fed: Federation, note: dict, author: sa.
     return row.id
 
 
-async def store_note(fed: Federation, conn: Conn, obj: dict, author: sa.Row) -> sa.Row | None:
-    """Store a remote note once; None if it is ours, tombstoned or not the author's."""
+async def store_note(
+    fed: Federation, conn: Conn, obj: dict, author: sa.Row, *, conversation_id: str | None = None
+) -> sa.Row | None:
+    """Store a remote note once; None if it is tombstoned. The conversation is
+    the one given, else found from the note (``context``, then its parent)."""
     note = docs.parse_note(obj)
     if not docs.same_origin(note["uri"], author.uri) or note["attributed_to"] != author.uri:
         raise BadRequest("note is not attributed to the activity's actor")
@@ -262,7 +265,7 @@ async def store_note(fed: Federation, conn: Conn, obj: dict, author: sa.Row) -> 
             "uri": note["uri"],
             "url": note["url"],
             "actor_id": author.id,
-            "conversation_id": await _conversation_for(conn, fed, note, author),
+            "conversation_id": conversation_id or await _conversation_for(conn, fed, note, author),
             "in_reply_to_uri": note["in_reply_to"],
             "content_html": note["content_html"],
             "content_text": note["content_text"],
@@ -308,18 +311,30 @@ async def handle_create(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
     if not docs.types_of(obj) & docs.NOTE_TYPES:
         return _ignored(f"Create of {sorted(docs.types_of(obj))}")
     note = docs.parse_note(obj)
+    if not docs.same_origin(note["uri"], actor.uri) or note["attributed_to"] != actor.uri:
+        raise BadRequest("note is not attributed to the activity's actor")
+    from hub.federation import conversations
+
     async with fed.hub.db.write() as conn:
         recipients = await _recipients(conn, fed, note, actor)
-        parent = await msg_store.get_message_by_uri(conn, note["in_reply_to"]) if note["in_reply_to"] else None
-        if not recipients and not (parent is not None and parent.local):
-            return _ignored("note addressed to no one here")
-        message = await store_note(fed, conn, obj, actor)
-        if message is None:
-            return _ignored("note already deleted")
+        addressed = [i for i, why in recipients.items() if why == "addressed"]
+        handled, message, follow_up = await conversations.place_created_note(fed, conn, obj, note, actor, addressed)
+        if handled and message is None:
+            return _ignored("the conversation's owner does not take this message")
+        if not handled:
+            parent = await msg_store.get_message_by_uri(conn, note["in_reply_to"]) if note["in_reply_to"] else None
+            if not recipients and not (parent is not None and parent.local):
+                return _ignored("note addressed to no one here")
+            message = await store_note(fed, conn, obj, actor)
+            if message is None:
+                return _ignored("note already deleted")
         for reason in ("addressed", "follow"):
             ids = [i for i, why in recipients.items() if why == reason]
             if ids:
                 await msg_store.put_timeline_entries(conn, message.id, ids, reason=reason)
+        if follow_up == "add":
+            await _publish(conn, "add", message_id=message.id, activity_id=new_id())
+    fed.hub.wake()
     return DONE
 
 
@@ -441,4 +456,12 @@ _HANDLERS = {
     "Like": handle_like,
     "EmojiReact": handle_like,
     "Announce": handle_announce,
+    "Add": lambda fed, doc, actor, inbox: _conversations().handle_add(fed, doc, actor, inbox),
+    "Remove": lambda fed, doc, actor, inbox: _conversations().handle_remove(fed, doc, actor, inbox),
 }
+
+
+def _conversations():
+    from hub.federation import conversations
+
+    return conversations

@@ -15,10 +15,11 @@ import sqlalchemy as sa
 
 from hub import addressing
 from hub.errors import HubError
-from hub.federation import discovery, render
+from hub.federation import conversations, discovery, render
 from hub.federation.documents import host_of
 from hub.jobs import DONE, Outcome
 from hub.store import actors as actor_store
+from hub.store import conversations as conv_store
 from hub.store import jobs as job_store
 from hub.store import messages as msg_store
 from hub.store import social
@@ -61,7 +62,7 @@ def inbox_of(actor: sa.Row, *, shared: bool = True) -> str | None:
     return actor.inbox_uri
 
 
-async def _store_and_deliver(
+async def store_and_deliver(
     fed: Federation,
     conn: Conn,
     *,
@@ -69,6 +70,7 @@ async def _store_and_deliver(
     doc: dict,
     signer: sa.Row,
     inboxes: list[str],
+    object_uri: str | None = None,
 ) -> None:
     hub = fed.hub
     uri = hub.uris.activity(activity_id)
@@ -85,7 +87,7 @@ async def _store_and_deliver(
             "uri": uri,
             "type": doc["type"],
             "actor_uri": doc["actor"],
-            "object_uri": obj if isinstance(obj, str) else (obj or {}).get("id"),
+            "object_uri": object_uri or (obj if isinstance(obj, str) else (obj or {}).get("id")),
             "local": True,
             "raw": raw,
         },
@@ -163,17 +165,30 @@ async def _publish_message(fed: Federation, p: dict) -> None:
             to=to, cc=cc, published=utcnow(),
         )
     else:
-        note = render.note_to_json(hub, message, author_uri=author.uri, context_uri=context_uri, mentioned=mentioned, with_context=False)
+        note = render.note_to_json(hub, message, author_uri=author.uri, context_uri=context_uri, mentioned=mentioned,
+                                   with_context=False, context_history=await _container_of(hub, message))
         doc = render.activity(
             "Create" if verb == "create" else "Update",
             id="", actor=author.uri, object=note, to=to, cc=cc,
             published=message.published_at if verb == "create" else message.edited_at,
             context=render.NOTE_CONTEXT,
         )
+    if await conversations.publish_conversation_message(fed, p, message, doc):
+        return
     named = await _named_actors(fed, author, to, cc)
     async with hub.db.write() as conn:  # no network I/O inside: it holds the write lock
         inboxes = await _audience_inboxes(conn, author, to, cc, named)
-        await _store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=doc, signer=author, inboxes=inboxes)
+        await store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=doc, signer=author, inboxes=inboxes)
+
+
+async def _container_of(hub, message: sa.Row) -> str | None:
+    """The FEP-171b container of a message's conversation, when this hub keeps it for its owner."""
+    if not message.conversation_id:
+        return None
+    async with hub.db.read() as conn:
+        conversation = await msg_store.get_conversation_by_id(conn, message.conversation_id)
+        participants = await conv_store.list_participants(conn, conversation.id)
+    return conversation.uri if participants and conversations.hosted_here(conversation, participants) else None
 
 
 async def _pair(fed: Federation, a_id: str, b_id: str) -> tuple[sa.Row, sa.Row]:
@@ -186,7 +201,7 @@ async def _publish_follow(fed: Federation, p: dict) -> None:
     uri = p["activity_uri"]
     doc = render.activity("Follow", id=uri, actor=follower.uri, object=followee.uri, to=[followee.uri])
     async with fed.hub.db.write() as conn:
-        await _store_and_deliver(
+        await store_and_deliver(
             fed, conn, activity_id=uri.rsplit("/", 1)[-1], doc=doc, signer=follower, inboxes=[followee.inbox_uri]
         )
 
@@ -201,7 +216,7 @@ async def _publish_follow_answer(fed: Federation, p: dict) -> None:
         signer, target = followee, follower
     doc = render.activity(type_, id="", actor=signer.uri, object=obj, to=[target.uri])
     async with fed.hub.db.write() as conn:
-        await _store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=doc, signer=signer, inboxes=[target.inbox_uri])
+        await store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=doc, signer=signer, inboxes=[target.inbox_uri])
 
 
 async def _publish_block(fed: Federation, p: dict) -> None:
@@ -215,7 +230,7 @@ async def _publish_block(fed: Federation, p: dict) -> None:
         inner = {"id": p["block_uri"], "type": "Block", "actor": blocker.uri, "object": blocked.uri}
         doc = render.activity("Undo", id="", actor=blocker.uri, object=inner, to=[blocked.uri])
     async with fed.hub.db.write() as conn:
-        await _store_and_deliver(fed, conn, activity_id=activity_id, doc=doc, signer=blocker, inboxes=[blocked.inbox_uri])
+        await store_and_deliver(fed, conn, activity_id=activity_id, doc=doc, signer=blocker, inboxes=[blocked.inbox_uri])
 
 
 async def _publish_reaction(fed: Federation, p: dict) -> None:
@@ -242,7 +257,7 @@ async def _publish_reaction(fed: Federation, p: dict) -> None:
     named = await _named_actors(fed, actor, to, cc)
     async with hub.db.write() as conn:
         inboxes = await _audience_inboxes(conn, actor, to, cc, named)
-        await _store_and_deliver(fed, conn, activity_id=activity_id, doc=doc, signer=actor, inboxes=inboxes)
+        await store_and_deliver(fed, conn, activity_id=activity_id, doc=doc, signer=actor, inboxes=inboxes)
 
 
 async def _publish_actor_update(fed: Federation, p: dict) -> None:
@@ -257,7 +272,7 @@ async def _publish_actor_update(fed: Federation, p: dict) -> None:
     )
     async with hub.db.write() as conn:
         inboxes = await _audience_inboxes(conn, actor, [addressing.PUBLIC], [actor.followers_uri], [])
-        await _store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=activity, signer=actor, inboxes=inboxes)
+        await store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=activity, signer=actor, inboxes=inboxes)
 
 
 _VERBS = {
@@ -275,4 +290,7 @@ _VERBS = {
     "announce": _publish_reaction,
     "undo_announce": _publish_reaction,
     "update_actor": _publish_actor_update,
+    "add": lambda fed, p: conversations.publish_add(fed, p),
+    "remove": lambda fed, p: conversations.publish_remove(fed, p),
+    "backfill": lambda fed, p: conversations.publish_backfill(fed, p),
 }

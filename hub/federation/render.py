@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hub import __version__, addressing, crypto
+from hub import addressing, crypto
 from hub.context import Hub
 
 AS = "https://www.w3.org/ns/activitystreams"
@@ -35,6 +35,7 @@ ACTOR_CONTEXT = [
         "discoverable": "toot:discoverable",
         "indexable": "toot:indexable",
         "webfinger": "https://purl.archive.org/socialweb/webfinger#webfinger",
+        "implements": {"@id": "https://w3id.org/fep/844e/implements", "@type": "@id", "@container": "@list"},
     },
 ]
 NOTE_CONTEXT = [
@@ -44,7 +45,15 @@ NOTE_CONTEXT = [
         "conversation": "ostatus:conversation",
         "sensitive": "as:sensitive",
         "Hashtag": "as:Hashtag",
+        "contextHistory": {"@id": "https://w3id.org/fep/171b/contextHistory", "@type": "@id"},
+        "collectionOf": "https://fediversity.site/apschema#collectionOf",
     },
+]
+FEP_171B = "https://w3id.org/fep/171b"
+RFC_9421 = "https://datatracker.ietf.org/doc/html/rfc9421"
+IMPLEMENTS = [
+    {"href": FEP_171B, "name": "FEP-171b: Conversation Containers"},
+    {"href": RFC_9421, "name": "RFC-9421: HTTP Message Signatures"},
 ]
 AP_CONTENT_TYPE = "application/activity+json; charset=utf-8"
 
@@ -82,7 +91,7 @@ def actor_to_json(hub: Hub, actor: sa.Row) -> dict:
             "manuallyApprovesFollowers": True,
             "discoverable": False,
             "publicKey": {"id": u.instance_key_id(), "owner": uri, "publicKeyPem": public_key_pem(hub, actor)},
-            "generator": {"type": "Application", "name": "Roundtable", "version": __version__},
+            "implements": IMPLEMENTS,  # FEP-844e: an Application states what it implements itself
         }
     doc: dict[str, Any] = {
         "@context": ACTOR_CONTEXT,
@@ -112,6 +121,8 @@ def actor_to_json(hub: Hub, actor: sa.Row) -> dict:
             {"type": "PropertyValue", "name": f["name"], "value": f["value"]} for f in (actor.fields or [])
         ],
         "tag": [],
+        # FEP-844e: what the software behind this actor implements.
+        "generator": {"type": "Application", "name": "Roundtable", "implements": IMPLEMENTS},
     }
     if actor.icon_url:
         doc["icon"] = {"type": "Image", "mediaType": "image/png", "url": actor.icon_url}
@@ -135,6 +146,7 @@ def note_to_json(
     context_uri: str | None,
     mentioned: list[sa.Row],
     with_context: bool = True,
+    context_history: str | None = None,
 ) -> dict:
     doc: dict[str, Any] = {}
     if with_context:
@@ -160,6 +172,9 @@ def note_to_json(
     if context_uri:
         doc["context"] = context_uri
         doc["conversation"] = context_uri
+    if context_history:
+        # FEP-171b: this conversation's container, kept by its owner's hub.
+        doc["contextHistory"] = context_history
     if message.edited_at is not None:
         doc["updated"] = iso(message.edited_at)
     if message.local:
@@ -188,6 +203,7 @@ def activity(
     cc: list[str] | None = None,
     published: dt.datetime | None = None,
     context: Any = AS,
+    target: Any = None,
 ) -> dict:
     doc: dict[str, Any] = {"@context": context, "id": id, "type": type_, "actor": actor}
     if published is not None:
@@ -197,6 +213,8 @@ def activity(
     if cc is not None:
         doc["cc"] = cc
     doc["object"] = object
+    if target is not None:
+        doc["target"] = target
     return doc
 
 

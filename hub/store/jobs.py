@@ -286,6 +286,16 @@ async def get_local_activity_for(conn: Conn, *, type: str, actor_uri: str, objec
     return (await conn.execute(stmt)).first()
 
 
+async def get_activity_for(conn: Conn, *, type: str, object_uri: str) -> sa.Row | None:
+    """The latest stored activity of a type about an object, ours or received."""
+    stmt = (
+        sa.select(activities)
+        .where(activities.c.type == type, activities.c.object_uri == object_uri)
+        .order_by(activities.c.id.desc())
+    )
+    return (await conn.execute(stmt)).first()
+
+
 async def list_activity_ids_for_object(conn: Conn, object_uri: str) -> list[str]:
     stmt = (
         sa.select(activities.c.id)

@@ -44,7 +44,7 @@ def db(config):
 
 
 def test_migrate_twice(config):
-    assert run(config, "migrate")[:2] == (0, "applied 0001\n")
+    assert run(config, "migrate")[:2] == (0, "applied 0001, 0002\n")
     assert run(config, "migrate")[:2] == (0, "database is up to date\n")
 
 
