@@ -190,3 +190,9 @@ async def update_profile(hub: Hub, actor: sa.Row, **changes) -> sa.Row:
         await outbox.queue_publish(conn, hub, "update_actor", actor_id=actor.id, activity_id=new_id())
     hub.wake()
     return row
+
+
+async def update_settings(hub: Hub, actor: sa.Row, settings: dict) -> None:
+    """Local settings (not federated): the agent signature and the like."""
+    async with hub.db.write() as conn:
+        await actor_store.update_actor(conn, actor.id, {"settings": settings})

@@ -30,6 +30,9 @@ def setup_logging(cfg: Config) -> None:
 async def open_hub(cfg: Config, *, federation: bool = True, run_migrations: bool = True) -> Hub:
     """A ready Hub: migrated database and, unless told otherwise, the ActivityPub adapter."""
     hub = Hub.create(cfg)
+    from hub.inbox import webhooks
+
+    webhooks.register(hub)
     try:
         if run_migrations:
             await migrate(hub.db.engine)

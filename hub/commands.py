@@ -34,7 +34,9 @@ async def run(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     hub = await open_hub(cfg)
     try:
-        handler = COMMANDS[args.command]
+        from hub.commands_inbox import COMMANDS as INBOX_COMMANDS
+
+        handler = COMMANDS.get(args.command) or INBOX_COMMANDS[args.command]
         return await handler(hub, args) or 0
     finally:
         await hub.close()
@@ -115,6 +117,12 @@ async def cmd_actor(hub: Hub, args) -> int:
             changes["manually_approves_followers"] = args.manually_approves_followers == "yes"
         if args.discoverable is not None:
             changes["discoverable"] = args.discoverable == "yes"
+        if args.signature is not None:
+            settings = dict(actor.settings or {}, agent_signature=args.signature)
+            await actors.update_settings(hub, actor, settings)
+            if not changes and args.field is None:
+                print(f"updated @{actor.username}@{hub.cfg.domain}")
+                return 0
         if args.field is not None:
             fields = []
             for item in args.field:

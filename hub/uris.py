@@ -81,6 +81,10 @@ class Uris:
         there yet (an outbox read before the publish job ran)."""
         return f"{message_uri}#create"
 
+    def container_item(self, conversation_id: str, message_id: str) -> str:
+        """The id of a container item we hold no stored Add for."""
+        return f"{self.conversation(conversation_id)}#{message_id}"
+
     def conversation(self, id: str) -> str:
         return f"{self.base_url}/c/{id}"
 

@@ -328,31 +328,37 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
     if "Delete" in types:
         return await _removed(fed, conversation, docs.id_of(inner.get("object")), actor)
     obj = inner.get("object")
-    inner_actor = docs.id_of(inner.get("actor"))
-    if isinstance(obj, dict) and inner_actor and docs.same_origin(inner_actor, actor.uri) and docs.same_origin(docs.id_of(obj), actor.uri):
-        note_doc = obj  # of the owner's own origin: the owner's signature vouches for it
+    note_id = docs.id_of(obj)
+    if not note_id:
+        raise BadRequest("Add of an activity without an object")
+    if hub.uris.is_local(note_id):
+        # One of ours, handed back by the owner: we have it (and never trust a copy).
+        note_doc, note, author = None, None, None
     else:
-        # FEP-fe34: another origin's object is taken from its origin, never from the Add.
-        note_id = docs.id_of(obj)
-        if not note_id:
-            raise BadRequest("Add of an activity without an object")
-        note_doc = await discovery.fetch_object(fed, note_id)
-    note = docs.parse_note(note_doc)
-    author = await discovery.ensure_actor(fed, note["attributed_to"] or "")
+        inner_actor = docs.id_of(inner.get("actor"))
+        if isinstance(obj, dict) and inner_actor and docs.same_origin(inner_actor, actor.uri) and docs.same_origin(note_id, actor.uri):
+            note_doc = obj  # of the owner's own origin: the owner's signature vouches for it
+        else:
+            # FEP-fe34: another origin's object is taken from its origin, never from the Add.
+            note_doc = await discovery.fetch_object(fed, note_id)
+        note = docs.parse_note(note_doc)
+        author = await discovery.ensure_actor(fed, note["attributed_to"] or "")
     async with hub.db.write() as conn:
         conversation = await conv_store.get_conversation_by_any_uri(conn, target_id)
-        message = await msg_store.get_message_by_uri(conn, note["uri"])
+        message = await msg_store.get_message_by_uri(conn, note_id)
+        if message is None and note is None:
+            return Outcome("done", error="ignored: Add of a message of ours we do not have")
         if conversation is None and message is not None and message.conversation_id:
             # The owner's hub adopted a thread we started: move it to their container.
             await conv_store.repoint_conversation(conn, message.conversation_id, uri=target_id, owner_id=actor.id, local=False)
             conversation = await msg_store.get_conversation_by_id(conn, message.conversation_id)
-            await _own(conn, conversation, actor)
         elif conversation is None:
             conversation = await msg_store.ensure_conversation(conn, uri=target_id, owner_id=actor.id, local=False)
             await conv_store.update_conversation(conn, conversation.id, {"visibility": "direct"})
         await _own(conn, conversation, actor)
-        for p in await _participants_for(conn, fed, note, author):
-            await conv_store.put_participant(conn, conversation.id, p.id)
+        if note is not None:
+            for p in await _participants_for(conn, fed, note, author):
+                await conv_store.put_participant(conn, conversation.id, p.id)
         if message is None:
             message = await store_note(fed, conn, note_doc, author, conversation_id=conversation.id)
             if message is None:
@@ -361,7 +367,7 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
             await place_message(conn, hub, conversation, message)
         elif message.conversation_id != conversation.id:
             await msg_store.update_message(conn, message.id, {"conversation_id": conversation.id})
-        elif "Update" in types and not message.local:
+        elif "Update" in types and not message.local and note is not None:
             await msg_store.update_message(conn, message.id, {
                 "content_html": note["content_html"], "content_text": note["content_text"],
                 "edited_at": note["updated"] or utcnow(), "raw": json.dumps(note_doc),

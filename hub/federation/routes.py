@@ -10,6 +10,7 @@ be signed.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlencode
@@ -22,8 +23,10 @@ from hub import web as pages
 from hub.actors import INSTANCE_USERNAME
 from hub.errors import HubError, KeyUnavailable, Unauthorized
 from hub.federation import render
+from hub.federation.documents import host_of
 from hub.federation.inbox import InboxRoutes, error_response, verify_request
 from hub.store import actors as actor_store
+from hub.store import conversations as conv_store
 from hub.store import jobs as job_store
 from hub.store import messages as msg_store
 from hub.store import social
@@ -80,7 +83,13 @@ class Routes:
             return False
         if viewer.id == message.actor_id:
             return True
-        if viewer.uri in (message.to_uris or []) or viewer.uri in (message.cc_uris or []) or viewer.uri in (message.mention_uris or []):
+        addressed = {*(message.to_uris or []), *(message.cc_uris or []), *(message.mention_uris or [])}
+        if viewer.uri in addressed:
+            return True
+        # A server fetches with its instance actor (FEP-fe34 checks of an Add,
+        # backfills): it may read what is addressed to someone it hosts.
+        viewer_host = host_of(viewer.uri)
+        if any(host_of(uri) == viewer_host for uri in addressed if not self.hub.uris.is_local(uri)):
             return True
         if message.visibility == "followers":
             return await social.is_following(conn, follower_id=viewer.id, followee_id=message.actor_id)
@@ -316,13 +325,21 @@ class Routes:
         return resp
 
     async def conversation(self, request: web.Request) -> web.StreamResponse:
-        """The conversation a message's ``context`` names: an OrderedCollection of its
-        messages (FEP-7888 / FEP-f228), oldest first, only what the requester may see."""
-        await self.requester(request)  # refuses a bad signature; visibility comes with the inbox
+        """What a message's ``context`` names.
+
+        A conversation with participants is its FEP-171b container: an
+        OrderedCollection of the owner's Adds, oldest first, readable by its
+        participants (and the servers they are on) only. A thread of posts is
+        an OrderedCollection of its public posts (FEP-7888 / FEP-f228).
+        """
+        viewer = await self.requester(request)
         async with self.hub.db.read() as conn:
             conv = await msg_store.get_conversation_by_id(conn, request.match_info["id"])
             if conv is None or not self.hub.uris.is_local(conv.uri):
                 return error_response(404, "no such conversation")
+            participants = await conv_store.list_participants(conn, conv.id)
+            if participants:
+                return await self._container(request, conn, conv, participants, viewer)
             owner = await actor_store.get_actor_by_id(conn, conv.owner_id) if conv.owner_id else None
             visibilities = ("public", "unlisted")
             total = await msg_store.count_conversation_messages(conn, conv.id, visibilities=visibilities)
@@ -336,6 +353,44 @@ class Routes:
             rows = await msg_store.list_conversation_messages(conn, conv.id, visibilities=visibilities, limit=PAGE_SIZE, after_id=after)
         nxt = f"{base}?{urlencode({'page': '1', 'min_id': rows[-1].id})}" if len(rows) == PAGE_SIZE else None
         return ap_response(render.collection_page(self.page_id(request), base, [r.uri for r in rows], next=nxt, total=total))
+
+    async def _container(self, request, conn, conv, participants, viewer) -> web.StreamResponse:
+        from hub.federation import conversations as ap_conversations
+
+        hosts = {host_of(p.uri) for p in participants if not p.local}
+        allowed = viewer is not None and (
+            any(p.id == viewer.id for p in participants) or host_of(viewer.uri) in hosts
+        )
+        if not allowed:
+            return error_response(404, "no such conversation")
+        owner = ap_conversations.owner_of(participants)
+        messages = await conv_store.list_messages(conn, conv.id)
+        base = conv.uri
+        if not request.query.get("page"):
+            doc = render.collection(base, len(messages), f"{base}?page=1")
+            doc["@context"] = render.NOTE_CONTEXT
+            doc["attributedTo"] = owner.uri if owner else None
+            doc["collectionOf"] = "Activity"
+            return ap_response(doc)
+        after = request.query.get("min_id")
+        rows = [m for m in messages if not after or m.id > after][:PAGE_SIZE]
+        items = []
+        for m in rows:
+            stored = await job_store.get_activity_for(conn, type="Add", object_uri=m.uri)
+            if stored is not None and stored.local:
+                item = json.loads(stored.raw)
+                item.pop("@context", None)
+            else:
+                inner = await ap_conversations.create_activity_of(conn, m) or {"type": "Create", "object": m.uri}
+                inner.pop("@context", None)
+                item = {"id": self.hub.uris.container_item(conv.id, m.id), "type": "Add",
+                        "actor": owner.uri if owner else None, "object": inner,
+                        "target": ap_conversations.container_ref(conv, owner.uri if owner else None)}
+            items.append(item)
+        nxt = f"{base}?{urlencode({'page': '1', 'min_id': rows[-1].id})}" if len(rows) == PAGE_SIZE else None
+        page = render.collection_page(self.page_id(request), base, items, next=nxt, total=len(messages))
+        page["@context"] = render.NOTE_CONTEXT
+        return ap_response(page)
 
     async def instance_inbox(self, request: web.Request) -> web.StreamResponse:
         return await self.inbox.receive(request, inbox=None)
