@@ -51,6 +51,9 @@ def create_app(hub: Hub) -> web.Application:
 
     app = web.Application(client_max_size=hub.cfg.max_inbox_body + 1024)
     pages.setup(app, hub)
+    from hub import api
+
+    api.setup(app, hub)
     if hub.federation is not None:
         ap_routes.setup(app, hub.federation)
     return app

@@ -29,6 +29,9 @@ class Hub:
     federation: Any = None
     """The ActivityPub adapter (``hub.federation.Federation``) once attached."""
     _http: Any = None
+    resolve_handle: Any = None
+    """``async (handle_or_uri) -> actor row``: set by the network adapter that
+    can find actors (ActivityPub: WebFinger), so the core can look them up."""
 
     @property
     def http(self):

@@ -56,11 +56,12 @@ class Federation:
     @classmethod
     async def attach(cls, hub: Hub) -> Federation:
         from hub import actors
-        from hub.federation import delivery, handlers, publish
+        from hub.federation import delivery, discovery, handlers, publish
 
         fed = cls(hub)
         fed.instance_actor = await actors.ensure_instance_actor(hub)
         hub.federation = fed
+        hub.resolve_handle = lambda handle: discovery.resolve_handle(fed, handle)
         hub.registry.register("outbox.publish", lambda job: publish.handle_publish(fed, job))
         hub.registry.register("ap.deliver", lambda job: delivery.handle_deliver(fed, job))
         hub.registry.register("ap.inbound", lambda job: handlers.handle_inbound(fed, job))

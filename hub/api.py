@@ -1,0 +1,328 @@
+"""The Roundtable JSON API, ``/api/roundtable/v1/``: the inbox for programs.
+
+Authenticated with bearer tokens (``roundtable token create``), stored
+hashed. A token belongs to a login; the login acts for the actors it is a
+member of, with its role there, exactly as on the command line. Every path
+answers with or without a trailing slash. The OpenAPI document is served at
+``/api/roundtable/v1/openapi.json`` (``hub/openapi.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+
+from aiohttp import web
+
+from hub.context import Hub
+from hub.errors import HubError, Unauthorized, UsageError
+from hub.inbox import access, conversations, state, webhooks
+from hub.store import org as org_store
+
+log = logging.getLogger(__name__)
+BASE = "/api/roundtable/v1"
+HUB_KEY = web.AppKey("api_hub", Hub)
+MAX_BODY = 64 * 1024
+
+
+def error(status: int, message: str) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="roundtable"'} if status == 401 else None
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+async def _account(request: web.Request, hub: Hub):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("a bearer token is required")
+    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    async with hub.db.write() as conn:
+        account = await org_store.get_account_by_token_hash(conn, digest)
+        if account is None:
+            raise Unauthorized("invalid token")
+        await org_store.touch_token(conn, account.token_id)
+    return account
+
+
+async def _body(request: web.Request) -> dict:
+    if request.content_length and request.content_length > MAX_BODY:
+        raise HubError("request body too large", status=413)
+    raw = await request.read()
+    if len(raw) > MAX_BODY:
+        raise HubError("request body too large", status=413)
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise UsageError("the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise UsageError("the body must be a JSON object")
+    return data
+
+
+def _str(data: dict, key: str, *, required: bool = False) -> str | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise UsageError(f"{key!r} is required")
+        return None
+    if not isinstance(value, str):
+        raise UsageError(f"{key!r} must be a string")
+    return value
+
+
+def _str_list(data: dict, key: str) -> list[str]:
+    value = data.get(key) or []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageError(f"{key!r} must be a list of strings")
+    return value
+
+
+def endpoint(handler):
+    """Authenticate, find the acting membership, turn errors into JSON."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        hub = request.app[HUB_KEY]
+        try:
+            account = await _account(request, hub)
+            acting = None
+            if "actor" in request.match_info:
+                acting = await access.acting_for_account(hub, account, request.match_info["actor"])
+            return await handler(request, hub, account, acting)
+        except HubError as exc:
+            if exc.status >= 500:
+                log.exception("API error on %s", request.path)
+            return error(exc.status, exc.safe)
+
+    return wrapped
+
+
+async def _conversation_for(hub: Hub, acting, conversation_id: str):
+    conversation = await conversations.get_conversation(hub, conversation_id)
+    async with hub.db.read() as conn:
+        await conversations.require_participant(conn, acting, conversation)
+    return conversation
+
+
+# --- handlers ----------------------------------------------------------------------------------
+
+
+async def me(request, hub, account, _acting):
+    async with hub.db.read() as conn:
+        actors = await org_store.list_actors_of_account(conn, account.id)
+    return web.json_response({
+        "username": account.username,
+        "actors": [{"username": a.username, "type": a.type, "uri": a.uri, "role": a.role} for a in actors],
+    })
+
+
+async def list_conversations(request, hub, _account, acting):
+    q = request.query
+    participant = None
+    if q.get("participant"):
+        participant = await hub.resolve_handle(q["participant"])
+    try:
+        limit = int(q.get("limit", "20"))
+    except ValueError:
+        raise UsageError("limit must be a number") from None
+    items, cursor = await state.list_conversations(
+        hub, acting, status=q.get("status") or None, assignee=q.get("assignee") or None, label=q.get("label") or None,
+        participant=participant, network=q.get("network") or None, query=q.get("q") or None,
+        cursor=q.get("cursor") or None, limit=limit,
+    )
+    return web.json_response({"items": items, "next_cursor": cursor})
+
+
+async def start_conversation(request, hub, _account, acting):
+    data = await _body(request)
+    handles = _str_list(data, "to")
+    if not handles:
+        raise UsageError("'to' needs at least one handle or actor URI")
+    targets = [await hub.resolve_handle(h) for h in handles]
+    conversation, message = await conversations.start(
+        hub, acting, targets, _str(data, "text", required=True), subject=_str(data, "subject")
+    )
+    view = await state.show(hub, acting, conversation, mark_read=False)
+    return web.json_response({"conversation": view["conversation"], "message": message.uri}, status=201)
+
+
+async def show_conversation(request, hub, _account, acting):
+    conversation = await _conversation_for(hub, acting, request.match_info["conversation"])
+    return web.json_response(await state.show(hub, acting, conversation))
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"invalid time {value!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+async def update_conversation(request, hub, _account, acting):
+    conversation = await _conversation_for(hub, acting, request.match_info["conversation"])
+    data = await _body(request)
+    priority = data.get("priority")
+    if priority is not None and not isinstance(priority, int):
+        raise UsageError("'priority' must be a number")
+    assignee = data.get("assignee", ...)
+    if assignee is not ... and assignee is not None and not isinstance(assignee, str):
+        raise UsageError("'assignee' must be a username or null")
+    item = await state.update(
+        hub, acting, conversation, status=_str(data, "status"), snooze_until=_time(_str(data, "snooze_until")),
+        assign=None if assignee is ... else (assignee or ""), team=_str(data, "team"), priority=priority,
+        add_labels=_str_list(data, "add_labels"), remove_labels=_str_list(data, "remove_labels"),
+    )
+    return web.json_response(item)
+
+
+async def post_message(request, hub, _account, acting):
+    conversation = await _conversation_for(hub, acting, request.match_info["conversation"])
+    data = await _body(request)
+    text = _str(data, "text")
+    if _str(data, "canned"):
+        text = await state.render_canned(hub, acting, data["canned"], conversation)
+    if not text:
+        raise UsageError("'text' (or 'canned') is required")
+    message = await conversations.reply(hub, acting, conversation, text, in_reply_to_uri=_str(data, "in_reply_to"))
+    return web.json_response({"uri": message.uri}, status=201)
+
+
+async def remove_message(request, hub, _account, acting):
+    conversation = await _conversation_for(hub, acting, request.match_info["conversation"])
+    uri = request.query.get("uri")
+    if not uri:
+        raise UsageError("the 'uri' query parameter names the message")
+    await conversations.remove_message(hub, acting, conversation, uri)
+    return web.Response(status=204)
+
+
+async def post_note(request, hub, _account, acting):
+    conversation = await _conversation_for(hub, acting, request.match_info["conversation"])
+    data = await _body(request)
+    await state.update(hub, acting, conversation, note=_str(data, "text", required=True))
+    view = await state.show(hub, acting, conversation, mark_read=False)
+    return web.json_response({"notes": view["notes"]}, status=201)
+
+
+async def add_participant(request, hub, _account, acting):
+    conversation = await _conversation_for(hub, acting, request.match_info["conversation"])
+    data = await _body(request)
+    target = await hub.resolve_handle(_str(data, "handle", required=True))
+    await conversations.add_participant(hub, acting, conversation, target)
+    return web.Response(status=204)
+
+
+async def close_conversation(request, hub, _account, acting):
+    conversation = await _conversation_for(hub, acting, request.match_info["conversation"])
+    data = await _body(request)
+    closed = data.get("closed", True)
+    if not isinstance(closed, bool):
+        raise UsageError("'closed' must be true or false")
+    await conversations.close(hub, acting, conversation, closed=closed)
+    return web.Response(status=204)
+
+
+async def list_members(request, hub, _account, acting):
+    return web.json_response({"items": await access.list_members(hub, acting)})
+
+
+async def add_member(request, hub, _account, acting):
+    data = await _body(request)
+    row = await access.add_member(hub, acting, _str(data, "username", required=True), role=_str(data, "role", required=True))
+    return web.json_response({"username": data["username"], "role": row.role}, status=201)
+
+
+async def remove_member(request, hub, _account, acting):
+    await access.remove_member(hub, acting, request.match_info["username"])
+    return web.Response(status=204)
+
+
+async def audit_log(request, hub, _account, acting):
+    acting.require("admin")
+    try:
+        limit = max(1, min(int(request.query.get("limit", "100")), 1000))
+    except ValueError:
+        raise UsageError("limit must be a number") from None
+    async with hub.db.read() as conn:
+        rows = await org_store.list_audit(conn, acting.actor.id, limit=limit, before_id=request.query.get("before"))
+    items = [{"id": r.id, "at": state.iso(r.created_at), "member": r.username, "action": r.action,
+              "conversation": r.conversation_id, "detail": r.detail} for r in rows]
+    return web.json_response({"items": items})
+
+
+async def list_canned(request, hub, _account, acting):
+    return web.json_response({"items": await state.list_canned(hub, acting)})
+
+
+async def save_canned(request, hub, _account, acting):
+    data = await _body(request)
+    await state.save_canned(hub, acting, _str(data, "name", required=True), _str(data, "text", required=True))
+    return web.Response(status=204)
+
+
+async def list_webhooks(request, hub, _account, acting):
+    return web.json_response({"items": await webhooks.list_(hub, acting)})
+
+
+async def create_webhook(request, hub, _account, acting):
+    data = await _body(request)
+    created = await webhooks.create(hub, acting, _str(data, "url", required=True), _str_list(data, "events") or None)
+    return web.json_response(created, status=201)
+
+
+async def delete_webhook(request, hub, _account, acting):
+    await webhooks.remove(hub, acting, request.match_info["webhook"])
+    return web.Response(status=204)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    from hub.openapi import document
+
+    hub = request.app[HUB_KEY]
+    return web.json_response(document(hub.cfg.base_url), headers={"Access-Control-Allow-Origin": "*"})
+
+
+async def not_found(request: web.Request) -> web.Response:
+    return error(404, f"no such endpoint: {request.method} {request.path}")
+
+
+ROUTES = [
+    ("GET", "/me", me),
+    ("GET", "/actors/{actor}/conversations", list_conversations),
+    ("POST", "/actors/{actor}/conversations", start_conversation),
+    ("GET", "/actors/{actor}/conversations/{conversation}", show_conversation),
+    ("PATCH", "/actors/{actor}/conversations/{conversation}", update_conversation),
+    ("POST", "/actors/{actor}/conversations/{conversation}/messages", post_message),
+    ("DELETE", "/actors/{actor}/conversations/{conversation}/messages", remove_message),
+    ("POST", "/actors/{actor}/conversations/{conversation}/notes", post_note),
+    ("POST", "/actors/{actor}/conversations/{conversation}/participants", add_participant),
+    ("POST", "/actors/{actor}/conversations/{conversation}/close", close_conversation),
+    ("GET", "/actors/{actor}/members", list_members),
+    ("POST", "/actors/{actor}/members", add_member),
+    ("DELETE", "/actors/{actor}/members/{username}", remove_member),
+    ("GET", "/actors/{actor}/audit", audit_log),
+    ("GET", "/actors/{actor}/canned-responses", list_canned),
+    ("POST", "/actors/{actor}/canned-responses", save_canned),
+    ("GET", "/actors/{actor}/webhooks", list_webhooks),
+    ("POST", "/actors/{actor}/webhooks", create_webhook),
+    ("DELETE", "/actors/{actor}/webhooks/{webhook}", delete_webhook),
+]
+
+
+def setup(app: web.Application, hub: Hub) -> None:
+    app[HUB_KEY] = hub
+    for method, path, handler in ROUTES:
+        wrapped = endpoint(handler)
+        app.router.add_route(method, BASE + path, wrapped)
+        app.router.add_route(method, BASE + path + "/", wrapped)
+    app.router.add_get(BASE + "/openapi.json", openapi)
+    app.router.add_route("*", BASE + "/{tail:.*}", not_found)
+

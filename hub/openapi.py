@@ -1,0 +1,241 @@
+"""The OpenAPI 3.1 document of ``/api/roundtable/v1`` (served as ``openapi.json``).
+
+Kept beside the routes (``hub/api.py``); a test checks that every route is
+described here and every path described here is routed.
+"""
+
+from __future__ import annotations
+
+from hub import __version__
+
+STATUS = {"type": "string", "enum": ["open", "pending", "snoozed", "resolved"]}
+TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCHEMAS = {
+    "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Conversation": {
+        "type": "object",
+        "description": "One actor's view of a conversation: shared facts and its own private state.",
+        "required": ["id", "uri", "owner", "participants", "status", "labels", "last_message"],
+        "properties": {
+            "id": {"type": "string", "description": "this hub's id of the conversation (use it in paths)"},
+            "uri": {"type": "string", "format": "uri", "description": "the conversation's ActivityPub id (its context)"},
+            "owner": {"type": ["string", "null"], "format": "uri", "description": "the owning customer's actor URI"},
+            "participants": {"type": "array", "items": {"type": "string", "format": "uri"}},
+            "subject": {"type": ["string", "null"]},
+            "status": STATUS,
+            "snoozed_until": TIME,
+            "assignee": {"type": ["string", "null"], "description": "member username"},
+            "team": {"type": ["string", "null"]},
+            "priority": {"type": "integer"},
+            "labels": {"type": "array", "items": {"type": "string"}},
+            "unread": {"type": "integer", "description": "messages from others since this login last read it"},
+            "waiting_since": TIME,
+            "first_response_at": TIME,
+            "last_activity": TIME,
+            "last_message": {
+                "type": ["object", "null"],
+                "properties": {"uri": {"type": "string"}, "author": {"type": "string"}, "text": {"type": "string"},
+                               "published": TIME},
+            },
+            "closed": {"type": "boolean"},
+            "hosted_here": {"type": "boolean", "description": "this hub keeps the conversation's container"},
+        },
+    },
+    "Delivery": {
+        "type": "object",
+        "properties": {
+            "recipient": {"type": "string", "format": "uri"},
+            "state": {"type": "string", "enum": ["queued", "delivered", "failed", "gone", "relayed"]},
+            "inbox": {"type": ["string", "null"]},
+            "attempts": {"type": "integer"},
+            "last_status": {"type": ["integer", "null"]},
+            "last_error": {"type": ["string", "null"]},
+        },
+    },
+    "Message": {
+        "type": "object",
+        "required": ["uri", "author", "author_name", "network", "text", "published", "delivery"],
+        "properties": {
+            "uri": {"type": "string", "format": "uri"},
+            "author": {"type": "string", "format": "uri"},
+            "author_name": {"type": "string"},
+            "author_handle": {"type": "string"},
+            "member": {"type": ["string", "null"], "description": "the member who wrote it (own messages only)"},
+            "network": {"type": "string"},
+            "text": {"type": "string"},
+            "html": {"type": "string", "description": "sanitised HTML"},
+            "published": TIME,
+            "edited": TIME,
+            "in_reply_to": {"type": ["string", "null"]},
+            "delivery": {"type": ["array", "null"], "items": _ref("Delivery"),
+                         "description": "per recipient, for the actor's own messages; null for others'"},
+        },
+    },
+    "Note": {
+        "type": "object",
+        "description": "A private note: never leaves this hub.",
+        "properties": {"id": {"type": "string"}, "author": {"type": ["string", "null"]}, "text": {"type": "string"},
+                       "created": TIME},
+    },
+    "ConversationView": {
+        "type": "object",
+        "required": ["conversation", "messages", "notes"],
+        "properties": {"conversation": _ref("Conversation"), "messages": {"type": "array", "items": _ref("Message")},
+                       "notes": {"type": "array", "items": _ref("Note")}},
+    },
+    "Member": {"type": "object", "properties": {"username": {"type": "string"},
+                                                "role": {"type": "string", "enum": ["owner", "admin", "agent"]},
+                                                "since": TIME}},
+    "AuditEntry": {"type": "object", "properties": {"id": {"type": "string"}, "at": TIME, "member": {"type": ["string", "null"]},
+                                                    "action": {"type": "string"}, "conversation": {"type": ["string", "null"]},
+                                                    "detail": {"type": ["object", "null"]}}},
+    "Canned": {"type": "object", "properties": {"name": {"type": "string"}, "text": {"type": "string"}}},
+    "Webhook": {"type": "object", "properties": {
+        "id": {"type": "string"}, "url": {"type": "string", "format": "uri"},
+        "events": {"type": "array", "items": {"type": "string", "enum": [
+            "conversation.created", "conversation.status_changed", "message.created", "*"]}},
+        "active": {"type": "boolean"},
+        "secret": {"type": "string", "description": "only in the answer to its creation"}}},
+}
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _items(schema: dict, extra: dict | None = None) -> dict:
+    props = {"items": {"type": "array", "items": schema}}
+    props.update(extra or {})
+    return {"type": "object", "properties": props}
+
+
+def _body(properties: dict, required: list[str] | None = None) -> dict:
+    return {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "properties": properties, "required": required or []}}}}
+
+
+ACTOR = {"name": "actor", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "username of the local actor (customer or organization) the login acts for"}
+CONV = {"name": "conversation", "in": "path", "required": True, "schema": {"type": "string"},
+        "description": "the conversation's id on this hub"}
+ERRORS = {"400": _json(_ref("Error"), "bad input"), "401": _json(_ref("Error"), "no or bad token"),
+          "403": _json(_ref("Error"), "not a member, or the role is too low"),
+          "404": _json(_ref("Error"), "no such conversation (or not the actor's)")}
+
+
+def _op(summary: str, responses: dict, *, params: list | None = None, body: dict | None = None) -> dict:
+    op = {"summary": summary, "parameters": params or [], "responses": {**responses, **ERRORS}}
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+def document(base_url: str) -> dict:
+    conv_path = "/actors/{actor}/conversations/{conversation}"
+    query = [
+        {"name": n, "in": "query", "required": False, "schema": s, "description": d}
+        for n, s, d in (
+            ("status", STATUS, "only this status"),
+            ("assignee", {"type": "string"}, "member username, or 'none' for unassigned"),
+            ("label", {"type": "string"}, "only with this label"),
+            ("participant", {"type": "string"}, "handle or actor URI of a participant"),
+            ("network", {"type": "string"}, "only conversations with messages from this network"),
+            ("q", {"type": "string"}, "full-text search of message text"),
+            ("cursor", {"type": "string"}, "next_cursor of the previous page"),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 200}, "page size (default 20)"),
+        )
+    ]
+    paths = {
+        "/me": {"get": _op("The login the token belongs to, and the actors it acts for", {"200": _json({"type": "object"})})},
+        "/actors/{actor}/conversations": {
+            "get": _op("The actor's inbox, most recent activity first", {
+                "200": _json(_items(_ref("Conversation"), {"next_cursor": {"type": ["string", "null"]}}))}, params=[ACTOR, *query]),
+            "post": _op("Start a conversation (the customer in it owns it)", {
+                "201": _json({"type": "object", "properties": {"conversation": _ref("Conversation"), "message": {"type": "string"}}})},
+                params=[ACTOR], body=_body({"to": {"type": "array", "items": {"type": "string"}},
+                                            "text": {"type": "string"}, "subject": {"type": "string"}}, ["to", "text"])),
+        },
+        conv_path: {
+            "get": _op("Messages, the actor's private notes and state; marks it read for the login",
+                       {"200": _json(_ref("ConversationView"))}, params=[ACTOR, CONV]),
+            "patch": _op("Change the actor's own state of the conversation", {"200": _json(_ref("Conversation"))},
+                         params=[ACTOR, CONV], body=_body({
+                             "status": STATUS, "snooze_until": TIME, "assignee": {"type": ["string", "null"]},
+                             "team": {"type": "string"}, "priority": {"type": "integer"},
+                             "add_labels": {"type": "array", "items": {"type": "string"}},
+                             "remove_labels": {"type": "array", "items": {"type": "string"}}})),
+        },
+        conv_path + "/messages": {
+            "post": _op("Write in the conversation as the actor (members sign with their name)",
+                        {"201": _json({"type": "object", "properties": {"uri": {"type": "string"}}})},
+                        params=[ACTOR, CONV], body=_body({"text": {"type": "string"}, "canned": {"type": "string"},
+                                                          "in_reply_to": {"type": "string"}})),
+            "delete": _op("The owner takes a message out of the conversation", {"204": {"description": "removed"}},
+                          params=[ACTOR, CONV, {"name": "uri", "in": "query", "required": True, "schema": {"type": "string"}}]),
+        },
+        conv_path + "/notes": {
+            "post": _op("Add a private note (never leaves this hub)", {"201": _json({"type": "object", "properties": {
+                "notes": {"type": "array", "items": _ref("Note")}}})}, params=[ACTOR, CONV],
+                body=_body({"text": {"type": "string"}}, ["text"])),
+        },
+        conv_path + "/participants": {
+            "post": _op("The owner adds a participant", {"204": {"description": "added"}}, params=[ACTOR, CONV],
+                        body=_body({"handle": {"type": "string"}}, ["handle"])),
+        },
+        conv_path + "/close": {
+            "post": _op("The owner closes (or reopens) the conversation", {"204": {"description": "done"}},
+                        params=[ACTOR, CONV], body=_body({"closed": {"type": "boolean"}})),
+        },
+        "/actors/{actor}/members": {
+            "get": _op("Members and roles", {"200": _json(_items(_ref("Member")))}, params=[ACTOR]),
+            "post": _op("Add a member (admin)", {"201": _json(_ref("Member"))}, params=[ACTOR],
+                        body=_body({"username": {"type": "string"}, "role": {"type": "string", "enum": ["owner", "admin", "agent"]}},
+                                   ["username", "role"])),
+        },
+        "/actors/{actor}/members/{username}": {
+            "delete": _op("Remove a member (admin)", {"204": {"description": "removed"}},
+                          params=[ACTOR, {"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}]),
+        },
+        "/actors/{actor}/audit": {
+            "get": _op("The audit log of members' reads and actions (admin)", {"200": _json(_items(_ref("AuditEntry")))},
+                       params=[ACTOR, {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                               {"name": "before", "in": "query", "schema": {"type": "string"}}]),
+        },
+        "/actors/{actor}/canned-responses": {
+            "get": _op("Canned responses", {"200": _json(_items(_ref("Canned")))}, params=[ACTOR]),
+            "post": _op("Save a canned response (admin); placeholders {customer_name}, {actor_name}, {member_name}",
+                        {"204": {"description": "saved"}}, params=[ACTOR],
+                        body=_body({"name": {"type": "string"}, "text": {"type": "string"}}, ["name", "text"])),
+        },
+        "/actors/{actor}/webhooks": {
+            "get": _op("Webhooks (admin)", {"200": _json(_items(_ref("Webhook")))}, params=[ACTOR]),
+            "post": _op("Register an HTTPS endpoint (admin); the answer holds its secret, once",
+                        {"201": _json(_ref("Webhook"))}, params=[ACTOR],
+                        body=_body({"url": {"type": "string"}, "events": {"type": "array", "items": {"type": "string"}}}, ["url"])),
+        },
+        "/actors/{actor}/webhooks/{webhook}": {
+            "delete": _op("Remove a webhook (admin)", {"204": {"description": "removed"}},
+                          params=[ACTOR, {"name": "webhook", "in": "path", "required": True, "schema": {"type": "string"}}]),
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Roundtable API",
+            "version": __version__,
+            "description": "The inbox of every actor (customers and organizations alike), for programs. "
+                           "Authenticate with `Authorization: Bearer <token>` (`roundtable token create USERNAME`). "
+                           "Webhook deliveries are signed: `X-Roundtable-Signature: sha256=HMAC(secret, timestamp + '.' + body)`.",
+            "license": {"name": "AGPL-3.0-or-later"},
+        },
+        "servers": [{"url": base_url + "/api/roundtable/v1"}],
+        "security": [{"bearer": []}],
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},
+        "paths": paths,
+    }
