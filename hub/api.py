@@ -143,10 +143,9 @@ async def start_conversation(request, hub, _account, acting):
     handles = _str_list(data, "to")
     if not handles:
         raise UsageError("'to' needs at least one handle or actor URI")
+    text, subject = _str(data, "text", required=True), _str(data, "subject")
     targets = [await hub.resolve_handle(h) for h in handles]
-    conversation, message = await conversations.start(
-        hub, acting, targets, _str(data, "text", required=True), subject=_str(data, "subject")
-    )
+    conversation, message = await conversations.start(hub, acting, targets, text, subject=subject)
     view = await state.show(hub, acting, conversation, mark_read=False)
     return web.json_response({"conversation": view["conversation"], "message": message.uri}, status=201)
 
