@@ -88,9 +88,10 @@ class Routes:
             return True
         # A server fetches with its instance actor (FEP-fe34 checks of an Add,
         # backfills): it may read what is addressed to someone it hosts.
-        viewer_host = host_of(viewer.uri)
-        if any(host_of(uri) == viewer_host for uri in addressed if not self.hub.uris.is_local(uri)):
-            return True
+        if is_server_actor(viewer):
+            viewer_host = host_of(viewer.uri)
+            if any(host_of(uri) == viewer_host for uri in addressed if not self.hub.uris.is_local(uri)):
+                return True
         if message.visibility == "followers":
             return await social.is_following(conn, follower_id=viewer.id, followee_id=message.actor_id)
         return False
@@ -359,7 +360,7 @@ class Routes:
 
         hosts = {host_of(p.uri) for p in participants if not p.local}
         allowed = viewer is not None and (
-            any(p.id == viewer.id for p in participants) or host_of(viewer.uri) in hosts
+            any(p.id == viewer.id for p in participants) or (is_server_actor(viewer) and host_of(viewer.uri) in hosts)
         )
         if not allowed:
             return error_response(404, "no such conversation")
@@ -394,6 +395,11 @@ class Routes:
 
     async def instance_inbox(self, request: web.Request) -> web.StreamResponse:
         return await self.inbox.receive(request, inbox=None)
+
+
+def is_server_actor(actor: sa.Row) -> bool:
+    """An instance's own actor (Mastodon, Misskey: Application; GoToSocial: Service)."""
+    return actor.type in ("Application", "Service")
 
 
 def hub_errors(handler):

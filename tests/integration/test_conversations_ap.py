@@ -179,7 +179,8 @@ async def test_owner_removal_and_backfill_reach_container_peers(served_hub, remo
     async with hub.db.read() as conn:
         assert (await msg_store.get_message_by_uri(conn, second.uri)).removed_at is not None
     # the container: readable by the participants' servers, not by others
-    for actor, status in ((vendor, 200), (remote.add_actor("nosy", "container_peer"), 200), (None, 404)):
+    # a participant reads it; another user of the same server does not; nor does an anonymous reader
+    for actor, status in ((vendor, 200), (remote.add_actor("nosy", "container_peer"), 404), (None, 404)):
         headers = actor.sign(conversation.uri, None, shape="mastodon-4.4-get") if actor else {"Accept": "application/activity+json"}
         headers.pop("Host", None)
         async with session.get(conversation.uri, headers=headers) as resp:
