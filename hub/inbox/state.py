@@ -59,23 +59,24 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
 
 
 async def conversation_objects(conn: Conn, rows: list[sa.Row], acting: Acting) -> list[dict]:
+    # A fixed number of queries per page, whatever its length.
     labels = await conv_store.labels_of(conn, [r.id for r in rows])
     unread = await conv_store.unread_counts(conn, rows, acting.account_id)
     last = await conv_store.last_messages(conn, [r.last_message_id for r in rows if r.last_message_id])
+    participants = await conv_store.participant_uris(conn, [r.conversation_id for r in rows])
+    assignees = await actor_store.usernames_of_accounts(conn, [r.assignee_id for r in rows if r.assignee_id])
     out = []
     for r in rows:
-        participants = await conv_store.list_participants(conn, r.conversation_id)
-        assignee = await actor_store.get_account_by_id(conn, r.assignee_id) if r.assignee_id else None
         msg = last.get(r.last_message_id)
         out.append({
             "id": r.conversation_id,
             "uri": r.uri,
             "owner": r.owner_uri,
-            "participants": [p.uri for p in participants],
+            "participants": participants.get(r.conversation_id, []),
             "subject": r.subject,
             "status": r.status,
             "snoozed_until": iso(r.snoozed_until),
-            "assignee": assignee.username if assignee else None,
+            "assignee": assignees.get(r.assignee_id),
             "team": r.team,
             "priority": r.priority,
             "labels": labels.get(r.id, []),
@@ -119,7 +120,7 @@ async def list_conversations(
             if account is None:
                 raise NotFound(f"no login named {assignee!r}")
             assignee_id = account.id
-        await conv_store.wake_snoozed(conn, utcnow())
+        await conv_store.wake_snoozed(conn, acting.actor.id, utcnow())
         rows = await conv_store.list_inbox(
             conn, acting.actor.id, status=status, assignee_id=assignee_id, unassigned=assignee == "none",
             label=label, participant_id=participant.id if participant is not None else None, network=network,

@@ -147,6 +147,13 @@ async def get_account_by_id(conn: Conn, account_id: str) -> sa.Row | None:
     return (await conn.execute(sa.select(accounts).where(accounts.c.id == account_id))).first()
 
 
+async def usernames_of_accounts(conn: Conn, account_ids: list[str]) -> dict[str, str]:
+    if not account_ids:
+        return {}
+    stmt = sa.select(accounts.c.id, accounts.c.username).where(accounts.c.id.in_(account_ids))
+    return {i: u for i, u in await conn.execute(stmt)}
+
+
 async def get_account_by_email(conn: Conn, email: str) -> sa.Row | None:
     stmt = sa.select(accounts).where(sa.func.lower(accounts.c.email) == email.lower())
     return (await conn.execute(stmt)).first()

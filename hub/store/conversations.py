@@ -91,6 +91,22 @@ async def list_participants(conn: Conn, conversation_id: str) -> list[sa.Row]:
     return list((await conn.execute(stmt)).all())
 
 
+async def participant_uris(conn: Conn, conversation_ids: list[str]) -> dict[str, list[str]]:
+    """Participants' actor URIs of many conversations at once, owner first."""
+    out: dict[str, list[str]] = {i: [] for i in conversation_ids}
+    if not conversation_ids:
+        return out
+    stmt = (
+        sa.select(conversation_participants.c.conversation_id, actors.c.uri)
+        .join(actors, actors.c.id == conversation_participants.c.actor_id)
+        .where(conversation_participants.c.conversation_id.in_(conversation_ids))
+        .order_by(sa.case((conversation_participants.c.role == "owner", 0), else_=1), conversation_participants.c.created_at)
+    )
+    for conversation_id, uri in await conn.execute(stmt):
+        out[conversation_id].append(uri)
+    return out
+
+
 async def is_participant(conn: Conn, conversation_id: str, actor_id: str) -> bool:
     stmt = sa.select(conversation_participants.c.id).where(
         conversation_participants.c.conversation_id == conversation_id, conversation_participants.c.actor_id == actor_id
@@ -130,11 +146,15 @@ async def list_states_of_conversation(conn: Conn, conversation_id: str) -> list[
     return list((await conn.execute(stmt)).all())
 
 
-async def wake_snoozed(conn: Conn, now: dt.datetime) -> int:
-    """Snoozed conversations whose time has come are open again."""
+async def wake_snoozed(conn: Conn, actor_id: str, now: dt.datetime) -> int:
+    """The actor's snoozed conversations whose time has come are open again."""
     result = await conn.execute(
         sa.update(conversation_states)
-        .where(conversation_states.c.status == "snoozed", conversation_states.c.snoozed_until <= now)
+        .where(
+            conversation_states.c.actor_id == actor_id,
+            conversation_states.c.status == "snoozed",
+            conversation_states.c.snoozed_until <= now,
+        )
         .values(status="open", snoozed_until=None, updated_at=now)
     )
     return result.rowcount
@@ -177,28 +197,30 @@ async def mark_read(conn: Conn, state_id: str, account_id: str, at: dt.datetime)
 
 
 async def unread_counts(conn: Conn, states: list[sa.Row], account_id: str | None) -> dict[str, int]:
-    """Messages from others since the account last read each conversation."""
-    out: dict[str, int] = {}
-    for state in states:
-        read_at = None
-        if account_id is not None:
-            read_at = (
-                await conn.execute(
-                    sa.select(conversation_reads.c.read_at).where(
-                        conversation_reads.c.state_id == state.id, conversation_reads.c.account_id == account_id
-                    )
-                )
-            ).scalar()
-        stmt = sa.select(sa.func.count()).select_from(messages).where(
-            messages.c.conversation_id == state.conversation_id,
-            messages.c.actor_id != state.actor_id,
+    """Messages from others since the account last read each conversation (one query)."""
+    if not states:
+        return {}
+    read = (
+        sa.select(conversation_reads.c.state_id, conversation_reads.c.read_at)
+        .where(conversation_reads.c.account_id == (account_id or ""))
+        .subquery()
+    )
+    stmt = (
+        sa.select(conversation_states.c.id, sa.func.count(messages.c.id))
+        .select_from(conversation_states)
+        .join(messages, messages.c.conversation_id == conversation_states.c.conversation_id)
+        .outerjoin(read, read.c.state_id == conversation_states.c.id)
+        .where(
+            conversation_states.c.id.in_([s.id for s in states]),
+            messages.c.actor_id != conversation_states.c.actor_id,
             messages.c.deleted_at.is_(None),
             messages.c.removed_at.is_(None),
+            sa.or_(read.c.read_at.is_(None), messages.c.published_at > read.c.read_at),
         )
-        if read_at is not None:
-            stmt = stmt.where(messages.c.published_at > read_at)
-        out[state.id] = int((await conn.execute(stmt)).scalar_one())
-    return out
+        .group_by(conversation_states.c.id)
+    )
+    counts = {state_id: int(n) for state_id, n in await conn.execute(stmt)}
+    return {s.id: counts.get(s.id, 0) for s in states}
 
 
 async def put_note(conn: Conn, *, conversation_id: str, actor_id: str, account_id: str | None, text: str) -> str:
