@@ -13,6 +13,10 @@ Every figure is printed beside a baseline measured in the same run:
   inboxes (1,000 deliveries): deliveries per second against the raw
   RSA-2048 sign rate.
 * the server's resident memory at idle and at its peak.
+* inbox: 100,000 conversations and 1,000,000 messages in SQLite; p50/p95 of
+  inbox pages, filters and full-text searches through the service layer and
+  the JSON API, against the bare SQL of a page and a bare aiohttp handler
+  answering the same JSON (see ``bench/inbox.py``).
 
 The server under test is pinned to CPU 0 and everything else to CPU 1.
 Results are printed and written to ``bench/results/latest.{md,json}``.
@@ -411,8 +415,36 @@ def report(res: dict) -> str:
         f"Inbound ran {res['seconds']} s per target with wrk (1 thread, 64 connections); "
         f"{rt['stored_activities']:,} distinct activities stored, {rt['non_2xx']} non-2xx answers. "
         "The hub ran with `ROUNDTABLE_WORKERS=0`, so the figure is the inbox itself; side effects run afterwards as jobs.",
+        "",
+        *inbox_report(res["inbox"]),
     ]
     return "\n".join(lines)
+
+
+def inbox_report(ib: dict) -> list[str]:
+    def ms(key: str) -> str:
+        return f"{ib[key]['p50_ms']} / {ib[key]['p95_ms']} ms"
+
+    sql, bare = ms("bare_sql_page"), ms("bare_aiohttp_same_json")
+    rows = [
+        ("Default page (20 most recent), service call", ms("default_page"), f"bare SQL of the page {sql}", "p95 < 20 ms"),
+        ("Second page (cursor)", ms("second_page"), "", ""),
+        ("Page filtered by status `open`", ms("open_page"), "", ""),
+        ("Page filtered by a label (on 5% of conversations)", ms("label_page"), "", ""),
+        (f"Search, rare word ({ib['search_rare']['hits_per_query']} hits/query)", ms("search_rare"), "", "p95 < 100 ms"),
+        ("Search, common word (in most conversations)", ms("search_common"), "", "p95 < 100 ms"),
+        ("Default page over HTTP (JSON API, bearer token)", ms("api_page"), f"bare aiohttp, same JSON {bare}", ""),
+        ("Rare-word search over HTTP", ms("api_search_rare"), "", ""),
+    ]
+    return [
+        f"Inbox of one organization with {ib['conversations']:,} conversations and {ib['messages']:,} messages "
+        f"in SQLite ({ib['db_mib']} MiB, loaded in {ib['load_s']} s); {ib['default_page']['n']} samples each, "
+        "every call writing its audit entry as in real use:",
+        "",
+        "| inbox measure | p50 / p95 | baseline (same run) | target |",
+        "|---|---|---|---|",
+        *(f"| {' | '.join(r)} |" for r in rows),
+    ]
 
 
 def main() -> None:
@@ -421,9 +453,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60_000, help="distinct pre-signed inbound requests")
     parser.add_argument("--servers", type=int, default=100)
     parser.add_argument("--actors", type=int, default=10, help="followers per receiving server")
-    parser.add_argument("--only", choices=["inbound", "outbound"], help="run one part (no report is written)")
+    parser.add_argument("--only", choices=["inbound", "outbound", "inbox"], help="run one part (no report is written)")
+    parser.add_argument("--conversations", type=int, default=100_000, help="conversations in the inbox benchmark")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    if shutil.which("wrk") is None and args.only != "inbox":
         raise SystemExit("bench: wrk is required (Debian: apt-get install wrk)")
     res = {"date": dt.date.today().isoformat(), "machine": machine(), "seconds": args.seconds}
     with tempfile.TemporaryDirectory(prefix="rt-bench-") as tmpdir:
@@ -438,6 +471,12 @@ def main() -> None:
         if args.only != "inbound":
             print("outbound...", flush=True)
             res["outbound"] = outbound(tmp, args.servers, args.actors)
+        if args.only in (None, "inbox"):
+            from bench import inbox as inbox_bench
+
+            print(f"inbox ({args.conversations:,} conversations)...", flush=True)
+            res["inbox"] = inbox_bench.run(tmp, conversations=args.conversations)
+            print(f"  {res['inbox']}", flush=True)
     if args.only:
         return
     text = report(res)

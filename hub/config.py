@@ -59,6 +59,9 @@ class Config:
     """Each wait is spread by up to this fraction, so retries do not stampede."""
     job_poll_s: float = 1.0
     """How often idle workers look for new jobs."""
+    periodic_s: float = 30.0
+    """How often each job runner does the work that is due by time (snoozed
+    conversations whose time has come are reopened)."""
     job_lease_s: float = 30.0
     """A running job's lease; workers renew it while they work, so a job whose
     worker died is taken again this long after the death (crash recovery)."""

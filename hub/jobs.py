@@ -56,6 +56,13 @@ class Registry:
 
     def __init__(self) -> None:
         self.handlers: dict[str, Handler] = {}
+        self.periodic: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+
+    def every(self, name: str, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``fn()`` every ``periodic_s`` seconds in each job runner
+        (work that is due by time rather than queued, such as snoozes ending).
+        ``fn`` must be safe to run in several processes at once."""
+        self.periodic.append((name, fn))
 
     def register(self, kind: str, handler: Handler) -> None:
         if kind in self.handlers:
@@ -251,9 +258,19 @@ class Runner:
             except Exception:
                 log.exception("could not renew job leases")
 
+    async def _periodic(self) -> None:
+        while True:
+            for name, fn in self.registry.periodic:
+                try:
+                    await fn()
+                except Exception:
+                    log.exception("periodic task %s failed", name)
+            await asyncio.sleep(self.cfg.periodic_s)
+
     async def run(self) -> None:
         """Work until cancelled."""
-        helpers = [asyncio.create_task(self._writer()), asyncio.create_task(self._heartbeat())]
+        helpers = [asyncio.create_task(self._writer()), asyncio.create_task(self._heartbeat()),
+                   asyncio.create_task(self._periodic())]
         try:
             while True:
                 free = self.concurrency - len(self._inflight)

@@ -22,6 +22,7 @@ from hub.errors import Forbidden, NotFound, UsageError
 from hub.ids import new_id
 from hub.inbox import webhooks
 from hub.inbox.access import Acting, audit
+from hub.store import actors as actor_store
 from hub.store import conversations as conv_store
 from hub.store import messages as msg_store
 from hub.store.base import Conn, utcnow
@@ -62,16 +63,19 @@ async def require_participant(conn: Conn, acting: Acting, conversation: sa.Row) 
     return state
 
 
-def signed_text(text: str, acting: Acting) -> str:
+def signed_text(text: str, acting: Acting, display_name: str | None = None) -> str:
     """A member writing for an actor signs with their name, as the actor chooses
-    (``settings.agent_signature``; an empty template turns signatures off)."""
+    (``settings.agent_signature``; an empty template turns signatures off).
+    The name is the one the actor set for the member (``settings.member_names``),
+    else the member's own display name, else their username."""
     if acting.account is None or acting.account.username == acting.actor.username:
         return text
     settings = acting.actor.settings or {}
     template = settings.get("agent_signature", DEFAULT_SIGNATURE)
     if not template:
         return text
-    member_name = settings.get("member_names", {}).get(acting.account.username) or acting.account.username
+    member_name = (settings.get("member_names", {}).get(acting.account.username) or display_name
+                   or acting.account.username)
     try:
         signature = template.format(member_name=member_name, member=acting.account.username,
                                     actor_name=acting.actor.name or acting.actor.username)
@@ -138,6 +142,9 @@ async def _post(
 ) -> sa.Row:
     """Store a local message in a conversation and queue its publication."""
     author = acting.actor
+    if acting.account is not None and acting.account.username != author.username:
+        person = await actor_store.get_local_actor(conn, acting.account.username)
+        text = signed_text(text, acting, person.name if person is not None else None)
     others = [p for p in participants if p.id != author.id]
     handles = {}
     for p in others:
@@ -212,7 +219,7 @@ async def start(hub: Hub, acting: Acting, targets: list[sa.Row], text: str, *, s
 async def reply(hub: Hub, acting: Acting, conversation: sa.Row, text: str, *, in_reply_to_uri: str | None = None) -> sa.Row:
     """Write in a conversation, as ``acting.actor`` (signed by the member for an organization)."""
     acting.require("agent")
-    text = signed_text(_check_text(text), acting)
+    text = _check_text(text)
     async with hub.db.write() as conn:
         await require_participant(conn, acting, conversation)
         conversation = await msg_store.get_conversation_by_id(conn, conversation.id)

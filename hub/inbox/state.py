@@ -120,7 +120,7 @@ async def list_conversations(
             if account is None:
                 raise NotFound(f"no login named {assignee!r}")
             assignee_id = account.id
-        await conv_store.wake_snoozed(conn, acting.actor.id, utcnow())
+        await wake_snoozed(conn, utcnow(), actor_id=acting.actor.id)
         rows = await conv_store.list_inbox(
             conn, acting.actor.id, status=status, assignee_id=assignee_id, unassigned=assignee == "none",
             label=label, participant_id=participant.id if participant is not None else None, network=network,
@@ -132,6 +132,31 @@ async def list_conversations(
         await audit(conn, acting, "inbox.list", filters={k: v for k, v in {
             "status": status, "assignee": assignee, "label": label, "network": network, "query": query}.items() if v})
     return items, (encode_cursor(rows[-1]) if more and rows else None)
+
+
+async def wake_snoozed(conn: Conn, now: dt.datetime, *, actor_id: str | None = None) -> int:
+    """Snoozed conversations whose time has come are open again, each with
+    its ``conversation.status_changed`` event. The job runner calls this
+    every ``snooze_check_s``; listing an inbox calls it for that actor, so a
+    listing never shows a snooze that has ended."""
+    due = await conv_store.due_snoozed(conn, now, actor_id=actor_id)
+    if due:
+        await conv_store.wake_states(conn, [r.id for r in due], now)
+        for r in due:
+            await webhooks.emit(conn, r.actor_id, "conversation.status_changed", {
+                "conversation": r.uri, "id": r.conversation_id, "status": "open", "previous": "snoozed",
+            })
+    return len(due)
+
+
+async def wake_all_snoozed(hub: Hub) -> int:
+    woken = 0
+    while True:
+        async with hub.db.write() as conn:
+            n = await wake_snoozed(conn, utcnow())
+        woken += n
+        if n < 500:
+            return woken
 
 
 async def _row(conn: Conn, acting: Acting, conversation_id: str) -> sa.Row:

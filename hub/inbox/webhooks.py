@@ -81,7 +81,10 @@ async def handle_deliver(hub: Hub, job: sa.Row) -> Outcome:
 
 
 def register(hub: Hub) -> None:
+    from hub.inbox import state
+
     hub.registry.register("webhook.deliver", lambda job: handle_deliver(hub, job))
+    hub.registry.every("inbox.wake_snoozed", lambda: state.wake_all_snoozed(hub))
 
 
 async def create(hub: Hub, acting: Acting, url: str, events: list[str] | None = None) -> dict:

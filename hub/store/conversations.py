@@ -146,18 +146,27 @@ async def list_states_of_conversation(conn: Conn, conversation_id: str) -> list[
     return list((await conn.execute(stmt)).all())
 
 
-async def wake_snoozed(conn: Conn, actor_id: str, now: dt.datetime) -> int:
-    """The actor's snoozed conversations whose time has come are open again."""
-    result = await conn.execute(
+async def due_snoozed(conn: Conn, now: dt.datetime, *, actor_id: str | None = None, limit: int = 500) -> list[sa.Row]:
+    """Snoozed states whose time has come (of one actor, or of everyone)."""
+    stmt = (
+        sa.select(conversation_states.c.id, conversation_states.c.actor_id, conversation_states.c.conversation_id,
+                  conversations.c.uri)
+        .join(conversations, conversations.c.id == conversation_states.c.conversation_id)
+        .where(conversation_states.c.status == "snoozed", conversation_states.c.snoozed_until <= now)
+        .order_by(conversation_states.c.snoozed_until)
+        .limit(limit)
+    )
+    if actor_id is not None:
+        stmt = stmt.where(conversation_states.c.actor_id == actor_id)
+    return list((await conn.execute(stmt)).all())
+
+
+async def wake_states(conn: Conn, state_ids: list[str], now: dt.datetime) -> None:
+    await conn.execute(
         sa.update(conversation_states)
-        .where(
-            conversation_states.c.actor_id == actor_id,
-            conversation_states.c.status == "snoozed",
-            conversation_states.c.snoozed_until <= now,
-        )
+        .where(conversation_states.c.id.in_(state_ids), conversation_states.c.status == "snoozed")
         .values(status="open", snoozed_until=None, updated_at=now)
     )
-    return result.rowcount
 
 
 # --- labels, reads, notes ------------------------------------------------------------------------
@@ -269,15 +278,37 @@ async def list_messages(conn: Conn, conversation_id: str, *, include_removed: bo
 # --- the inbox ----------------------------------------------------------------------------------
 
 
-def _search_condition(conn: Conn, query: str):
-    """Conversations with a message matching ``query`` (FTS5 on SQLite)."""
+SEARCH_WALK_THRESHOLD = 5000
+
+
+async def _search_condition(conn: Conn, query: str):
+    """Conversations with a message matching ``query``.
+
+    SQLite uses FTS5 with one of two plans, chosen by how common the words
+    are: for rare words (an order number, a name) the matching conversations
+    are collected first and then sorted; for common ones the inbox is walked
+    in order and each conversation's messages are checked against the match
+    list, so a page needs only as many conversations as it shows. Other
+    databases fall back to a case-insensitive substring match here until they
+    get their own full-text index.
+    """
     if conn.dialect.name == "sqlite":
         # Each word as a quoted prefix term: user input never becomes FTS syntax.
         terms = [w.replace('"', '""') for w in query.split() if w.strip()]
         match = " ".join(f'"{t}"*' for t in terms) or '""'
-        hits = sa.text("SELECT m.conversation_id FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid "
-                       "WHERE messages_fts MATCH :match").bindparams(match=match)
-        return conversation_states.c.conversation_id.in_(hits.columns(sa.column("conversation_id")))
+        count = (await conn.execute(
+            sa.text("SELECT count(*) FROM (SELECT rowid FROM messages_fts WHERE messages_fts MATCH :match LIMIT :cap)"),
+            {"match": match, "cap": SEARCH_WALK_THRESHOLD},
+        )).scalar_one()
+        if count < SEARCH_WALK_THRESHOLD:
+            hits = sa.text("SELECT m.conversation_id FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid "
+                           "WHERE messages_fts MATCH :match").bindparams(match=match)
+            return conversation_states.c.conversation_id.in_(hits.columns(sa.column("conversation_id")))
+        # "+m.rowid" keeps the planner from driving the loop from the match list.
+        return sa.text(
+            "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = conversation_states.conversation_id "
+            "AND +m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH :match))"
+        ).bindparams(match=match)
     like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     hits = sa.select(messages.c.conversation_id).where(messages.c.content_text.ilike(like, escape="\\"))
     return conversation_states.c.conversation_id.in_(hits)
@@ -320,21 +351,23 @@ async def list_inbox(
     if unassigned:
         stmt = stmt.where(conversation_states.c.assignee_id.is_(None))
     if label:
+        # EXISTS rather than IN: the inbox is walked in order and stops at a full page.
         stmt = stmt.where(
-            conversation_states.c.id.in_(sa.select(conversation_labels.c.state_id).where(conversation_labels.c.label == label))
+            sa.exists().where(conversation_labels.c.state_id == conversation_states.c.id, conversation_labels.c.label == label)
         )
     if participant_id:
         stmt = stmt.where(
-            conversation_states.c.conversation_id.in_(
-                sa.select(conversation_participants.c.conversation_id).where(conversation_participants.c.actor_id == participant_id)
+            sa.exists().where(
+                conversation_participants.c.conversation_id == conversation_states.c.conversation_id,
+                conversation_participants.c.actor_id == participant_id,
             )
         )
     if network:
         stmt = stmt.where(
-            conversation_states.c.conversation_id.in_(sa.select(messages.c.conversation_id).where(messages.c.network == network))
+            sa.exists().where(messages.c.conversation_id == conversation_states.c.conversation_id, messages.c.network == network)
         )
     if query:
-        stmt = stmt.where(_search_condition(conn, query))
+        stmt = stmt.where(await _search_condition(conn, query))
     if before is not None:
         at, state_id = before
         stmt = stmt.where(

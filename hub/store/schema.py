@@ -204,6 +204,7 @@ conversation_states = sa.Table(
     sa.UniqueConstraint("conversation_id", "actor_id", name="uq_states_pair"),
     sa.Index("ix_states_inbox", "actor_id", "last_message_at", "id"),
     sa.Index("ix_states_status", "actor_id", "status", "last_message_at"),
+    sa.Index("ix_states_snoozed", "snoozed_until"),  # waking snoozed ones touches only those due
 )
 
 conversation_labels = sa.Table(

@@ -63,7 +63,7 @@ def test_a_customer_owned_conversation_worked_by_an_organizations_agents(hubs):
                       message="the reply on the customer's hub")
     answer = next(m for m in view["messages"] if m["uri"] == reply)
     assert answer["author"] == b.actor_uri(acme)  # published as the organization...
-    assert answer["text"].rstrip().endswith(f"— {dana}, Acme support")  # ...signed by the agent
+    assert answer["text"].rstrip().endswith(f"— {dana.capitalize()}, Acme support")  # ...signed by the agent
     assert view["notes"] == []  # the organization's note is not the customer's
 
     org_view = show(b, acme, conv, member=eve)

@@ -69,7 +69,7 @@ async def test_a_mastodon_customer_sees_a_normal_reply_thread(served_hub, remote
     assert note["to"] == [mia.uri] and note["cc"] == []
     assert note["tag"] == [{"type": "Mention", "href": mia.uri, "name": f"@mia@{remote.host}"}]
     assert note["source"]["content"].startswith(f"@mia@{remote.host} We are on it.")
-    assert note["content"].endswith("<p>— dana, Acme</p>") and 'class="u-url mention"' in note["content"]
+    assert note["content"].endswith("<p>— Dana, Acme</p>") and 'class="u-url mention"' in note["content"]
     assert "contextHistory" not in note  # the customer's thread, kept here only for her
     # Mastodon's next reply threads by inReplyTo (and its own conversation tag)
     second = create_from(mia, to=[people["acme"].uri], text="Thank you", in_reply_to=note["id"],

@@ -100,7 +100,7 @@ async def test_a_customer_and_an_organizations_agents_work_one_conversation(worl
     status, view = await apis["carol"].call("GET", f"/actors/carol/conversations/{conv['id']}")
     assert status == 200 and view["notes"] == []
     reply = next(m for m in view["messages"] if m["uri"] == sent["uri"])
-    assert reply["author"] == names["acme"].uri and reply["text"].endswith("— dana, Acme")
+    assert reply["author"] == names["acme"].uri and reply["text"].endswith("— Dana, Acme")
     assert reply["delivery"] is None and reply["member"] is None  # not carol's message: none of her business
     assert view["conversation"]["status"] == "open"  # carol's own state, untouched by the organization's
     status, view = await apis["ada"].call("GET", f"/actors/acme/conversations/{conv['id']}")

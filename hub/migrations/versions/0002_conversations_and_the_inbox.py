@@ -131,6 +131,7 @@ def upgrade() -> None:
     )
     op.create_index('ix_states_inbox', 'conversation_states', ['actor_id', 'last_message_at', 'id'], unique=False)
     op.create_index('ix_states_status', 'conversation_states', ['actor_id', 'status', 'last_message_at'], unique=False)
+    op.create_index('ix_states_snoozed', 'conversation_states', ['snoozed_until'], unique=False)
 
     op.create_table('private_notes',
     sa.Column('id', sa.String(length=26), nullable=False),
@@ -205,6 +206,7 @@ def downgrade() -> None:
     op.drop_index('ix_notes_conversation', table_name='private_notes')
 
     op.drop_table('private_notes')
+    op.drop_index('ix_states_snoozed', table_name='conversation_states')
     op.drop_index('ix_states_status', table_name='conversation_states')
     op.drop_index('ix_states_inbox', table_name='conversation_states')
 
