@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
@@ -89,6 +90,8 @@ async def test_a_customer_and_an_organizations_agents_work_one_conversation(worl
     status, page = await apis["dana"].call("GET", "/actors/acme/conversations")
     assert status == 200 and [c["id"] for c in page["items"]] == [conv["id"]]
     assert page["items"][0]["unread"] == 1
+    status, by_uri = await apis["dana"].call("GET", "/actors/acme/conversations/" + quote(conv["uri"], safe=""))
+    assert status == 200 and by_uri["conversation"]["id"] == conv["id"]  # the URI works as well as the id
     status, item = await apis["dana"].call("PATCH", f"/actors/acme/conversations/{conv['id']}",
                                            {"status": "pending", "assignee": "dana", "add_labels": ["billing", "vip"]})
     assert status == 200 and (item["status"], item["assignee"], item["labels"]) == ("pending", "dana", ["billing", "vip"])
