@@ -292,6 +292,8 @@ async def _search_condition(conn: Conn, query: str):
     databases fall back to a case-insensitive substring match here until they
     get their own full-text index.
     """
+    # Control characters (NUL among them) are never part of a word.
+    query = "".join(c if c.isprintable() else " " for c in query)
     if conn.dialect.name == "sqlite":
         # Each word as a quoted prefix term: user input never becomes FTS syntax.
         terms = [w.replace('"', '""') for w in query.split() if w.strip()]
