@@ -290,7 +290,8 @@ async def _search_condition(conn: Conn, query: str):
     in order and each conversation's messages are checked against the match
     list, so a page needs only as many conversations as it shows. Other
     databases fall back to a case-insensitive substring match here until they
-    get their own full-text index.
+    get their own full-text index: each word a case-insensitive substring of
+    one message.
     """
     # Control characters (NUL among them) are never part of a word.
     query = "".join(c if c.isprintable() else " " for c in query)
@@ -311,8 +312,13 @@ async def _search_condition(conn: Conn, query: str):
             "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = conversation_states.conversation_id "
             "AND +m.rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH :match))"
         ).bindparams(match=match)
-    like = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    hits = sa.select(messages.c.conversation_id).where(messages.c.content_text.ilike(like, escape="\\"))
+    words = query.split()
+    if not words:
+        return sa.false()
+    hits = sa.select(messages.c.conversation_id).where(*(
+        messages.c.content_text.ilike("%" + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%", escape="\\")
+        for w in words
+    ))
     return conversation_states.c.conversation_id.in_(hits)
 
 

@@ -234,7 +234,7 @@ async def test_private_notes_never_leave(served_hub, remote, remote2, session, p
         import sqlalchemy as sa
 
         leaked = (await conn.execute(sa.text(
-            "SELECT (SELECT count(*) FROM activities WHERE raw LIKE :m) + (SELECT count(*) FROM jobs WHERE payload LIKE :m)"
+            "SELECT (SELECT count(*) FROM activities WHERE raw LIKE :m) + (SELECT count(*) FROM jobs WHERE CAST(payload AS TEXT) LIKE :m)"
         ), {"m": f"%{marker}%"})).scalar_one()
     assert leaked == 0
     view = await state.show(hub, agent, conversation)

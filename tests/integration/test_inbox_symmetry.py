@@ -129,7 +129,9 @@ async def scenario(hub, session, kind: str, n: int) -> dict:
         _s, mine = await own.call("GET", conv)
         record["snooze_woken"] = (woken, mine["conversation"]["status"], mine["conversation"]["snoozed_until"])
         await settle(hub, lambda: len(hooks.events) >= 5)
-        record["status_events"] = [(e["data"]["previous"], e["data"]["status"]) for e in hooks.events]
+        # Webhook deliveries are independent jobs: they may arrive in any order.
+        ordered = sorted(hooks.events, key=lambda e: e["created_at"])
+        record["status_events"] = [(e["data"]["previous"], e["data"]["status"]) for e in ordered]
         assert all(e["data"]["id"] == cid for e in hooks.events)
 
     # Canned responses with the customer's name, by an admin-made template.
