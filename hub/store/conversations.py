@@ -91,20 +91,24 @@ async def list_participants(conn: Conn, conversation_id: str) -> list[sa.Row]:
     return list((await conn.execute(stmt)).all())
 
 
+async def _grouped(conn: Conn, keys: list[str], stmt) -> dict[str, list]:
+    """``{key: [value, ...]}`` from a two-column query, every key present."""
+    out: dict[str, list] = {k: [] for k in keys}
+    if keys:
+        for key, value in await conn.execute(stmt):
+            out[key].append(value)
+    return out
+
+
 async def participant_uris(conn: Conn, conversation_ids: list[str]) -> dict[str, list[str]]:
     """Participants' actor URIs of many conversations at once, owner first."""
-    out: dict[str, list[str]] = {i: [] for i in conversation_ids}
-    if not conversation_ids:
-        return out
     stmt = (
         sa.select(conversation_participants.c.conversation_id, actors.c.uri)
         .join(actors, actors.c.id == conversation_participants.c.actor_id)
         .where(conversation_participants.c.conversation_id.in_(conversation_ids))
         .order_by(sa.case((conversation_participants.c.role == "owner", 0), else_=1), conversation_participants.c.created_at)
     )
-    for conversation_id, uri in await conn.execute(stmt):
-        out[conversation_id].append(uri)
-    return out
+    return await _grouped(conn, conversation_ids, stmt)
 
 
 async def is_participant(conn: Conn, conversation_id: str, actor_id: str) -> bool:
@@ -187,17 +191,12 @@ async def remove_labels(conn: Conn, state_id: str, labels: list[str]) -> None:
 
 
 async def labels_of(conn: Conn, state_ids: list[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {i: [] for i in state_ids}
-    if not state_ids:
-        return out
     stmt = (
         sa.select(conversation_labels.c.state_id, conversation_labels.c.label)
         .where(conversation_labels.c.state_id.in_(state_ids))
         .order_by(conversation_labels.c.label)
     )
-    for state_id, label in await conn.execute(stmt):
-        out[state_id].append(label)
-    return out
+    return await _grouped(conn, state_ids, stmt)
 
 
 async def mark_read(conn: Conn, state_id: str, account_id: str, at: dt.datetime) -> None:
