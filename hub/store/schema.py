@@ -77,6 +77,7 @@ actors = sa.Table(
     sa.Column("raw", sa.Text, nullable=True),
     sa.Column("settings", sa.JSON, nullable=True),  # local actors: agent signature, accepted purposes...
     sa.Column("implements", sa.JSON, nullable=True),  # remote actors: FEP-844e capability URIs
+    sa.Column("bridge_network", sa.String(64), nullable=True),  # set on bridged actors (puppets): their network
     sa.Column("published_at", UTCDateTime(), nullable=True),
     sa.Column("fetched_at", UTCDateTime(), nullable=True),
     _created(),
@@ -311,6 +312,7 @@ messages = sa.Table(
     _created(),
     sa.Column("removed_at", UTCDateTime(), nullable=True),  # taken out of its conversation by the owner
     sa.Column("account_id", sa.String(26), nullable=True),  # the member who wrote a local message
+    sa.Column("flags", sa.JSON, nullable=True),  # e.g. ["unauthenticated", "correction"]
     sa.Index("ix_messages_conversation_published", "conversation_id", "published_at"),
 )
 
@@ -398,4 +400,139 @@ hosts = sa.Table(
     sa.Column("signature_scheme", sa.String(16), nullable=True),  # rfc9421 | cavage
     sa.Column("software", sa.String(64), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
+# --- bridges -------------------------------------------------------------------------------------
+
+bridges = sa.Table(
+    # A connection to a network that does not speak ActivityPub. Its name is
+    # the network namespace of its identities and message map.
+    "bridges",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),  # email | webhook | external | fake ...
+    sa.Column("owner_actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("url", sa.String(2048), nullable=True),  # where an out-of-process bridge or a channel receives sends
+    sa.Column("secret", sa.Text, nullable=True),  # signs what the hub sends there
+    sa.Column("token_hash", sa.String(64), nullable=True, unique=True),  # the bridge's own token, hashed
+    sa.Column("settings", sa.JSON, nullable=True),
+    sa.Column("state", sa.String(32), nullable=False),  # connected | disconnected | bad_credentials | error | stopped
+    sa.Column("state_detail", sa.Text, nullable=True),
+    sa.Column("state_at", UTCDateTime(), nullable=False),
+    _created(),
+)
+
+remote_identities = sa.Table(
+    # (network, remote id) -> the bridged actor that stands for it, and the
+    # customer who claimed it, if any.
+    "remote_identities",
+    metadata,
+    _id(),
+    sa.Column("network", sa.String(64), nullable=False),
+    sa.Column("remote_id", sa.String(512), nullable=False),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("display_name", sa.Text, nullable=True),
+    sa.Column("claimed_actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="SET NULL"), nullable=True, index=True),
+    sa.Column("claimed_at", UTCDateTime(), nullable=True),
+    sa.Column("undeliverable_at", UTCDateTime(), nullable=True),
+    sa.Column("undeliverable_reason", sa.Text, nullable=True),
+    _created(),
+    sa.UniqueConstraint("network", "remote_id", name="uq_identities_remote"),
+)
+
+identity_claims = sa.Table(
+    "identity_claims",
+    metadata,
+    _id(),
+    sa.Column("identity_id", sa.String(26), sa.ForeignKey("remote_identities.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("confirmed_at", UTCDateTime(), nullable=True),
+    _created(),
+)
+
+bridge_messages = sa.Table(
+    # The message map: (network, remote id, part) <-> message. Persistent: the
+    # guard against bridging anything twice and against echo loops.
+    "bridge_messages",
+    metadata,
+    _id(),
+    sa.Column("network", sa.String(64), nullable=False),
+    sa.Column("remote_id", sa.String(1000), nullable=False),
+    sa.Column("part", sa.Integer, nullable=False, default=0),
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("direction", sa.String(3), nullable=False),  # in | out
+    sa.Column("identity_id", sa.String(26), sa.ForeignKey("remote_identities.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("edit_count", sa.Integer, nullable=False, default=0),
+    sa.Column("txn_id", sa.String(26), nullable=False, unique=True),
+    _created(),
+    sa.UniqueConstraint("network", "remote_id", "part", name="uq_bridge_messages_remote"),
+)
+
+conversation_networks = sa.Table(
+    # Networks the owner allows a conversation to be mirrored to; the one it
+    # came from is allowed implicitly (origin).
+    "conversation_networks",
+    metadata,
+    sa.Column("conversation_id", sa.String(26), sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("network", sa.String(64), primary_key=True),
+    sa.Column("origin", sa.Boolean, nullable=False, default=False),
+    sa.Column("allowed_by_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="SET NULL"), nullable=True),
+    _created(),
+)
+
+conversation_channels = sa.Table(
+    # The remote identities a conversation is mirrored to.
+    "conversation_channels",
+    metadata,
+    sa.Column("conversation_id", sa.String(26), sa.ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("identity_id", sa.String(26), sa.ForeignKey("remote_identities.id", ondelete="CASCADE"), primary_key=True),
+    _created(),
+    sa.Index("ix_channels_identity", "identity_id"),
+)
+
+reply_tokens = sa.Table(
+    # Per-conversation reply addresses (``acme+TOKEN@domain``).
+    "reply_tokens",
+    metadata,
+    sa.Column("token", sa.String(32), primary_key=True),
+    sa.Column("conversation_id", sa.String(26), sa.ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    _created(),
+    sa.UniqueConstraint("conversation_id", "actor_id", name="uq_reply_tokens_pair"),
+)
+
+bridge_items = sa.Table(
+    # Every raw inbound item (an email as received...), kept as it came:
+    # placed, or flagged and kept aside (bounces, auto-replies, loops, bad input).
+    "bridge_items",
+    metadata,
+    _id(),
+    sa.Column("bridge", sa.String(64), nullable=False),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sender", sa.String(512), nullable=True),
+    sa.Column("recipients", sa.JSON, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # queued | placed | flagged | dropped
+    sa.Column("flags", sa.JSON, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="SET NULL"), nullable=True),
+    _created(),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_bridge_items_status", "bridge", "status"),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    _id(),
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    _created(),
 )
