@@ -34,6 +34,8 @@ def validate_username(username: str) -> str:
         raise UsageError(f"invalid username {username!r}: use 1-30 letters, digits or underscores")
     if name in RESERVED:
         raise UsageError(f"username {name!r} is reserved")
+    if "__" in name:
+        raise UsageError(f"invalid username {username!r}: a double underscore is reserved for bridged people")
     return name
 
 

@@ -2,7 +2,7 @@
 
 A ``Hub`` is built once per process (``roundtable serve``, a worker, a CLI
 command, a test) from the frozen configuration, and passed explicitly. It
-holds no request state. Adapters (federation, later bridges) attach
+holds no request state. Adapters (federation, bridges) attach
 themselves at start-up by registering job handlers and setting their slot.
 """
 
@@ -32,6 +32,13 @@ class Hub:
     resolve_handle: Any = None
     """``async (handle_or_uri) -> actor row``: set by the network adapter that
     can find actors (ActivityPub: WebFinger), so the core can look them up."""
+    message_hooks: list = dataclasses.field(default_factory=list)
+    """``async (conn, hub, event, conversation, message)`` called in the
+    transaction that creates (``create``), edits (``edit``), deletes
+    (``delete``) or removes (``remove``) a message of a conversation: how
+    adapters such as bridges hear of messages without the core knowing them."""
+    bridges: Any = None
+    """The bridges adapter (``hub.bridges.Bridges``) once attached."""
 
     @property
     def http(self):
@@ -51,6 +58,10 @@ class Hub:
             keys=crypto.KeyCache(),
             registry=Registry(),
         )
+
+    async def message_event(self, conn, event: str, conversation, message) -> None:
+        for hook in self.message_hooks:
+            await hook(conn, self, event, conversation, message)
 
     def make_runner(self, **kwargs) -> Runner:
         self.runner = Runner(self.cfg, self.db, self.registry, **kwargs)

@@ -18,6 +18,7 @@ from hub import text as textmod
 from hub.context import Hub
 from hub.errors import Forbidden, NotFound, UsageError
 from hub.ids import new_id
+from hub.inbox.conversations import message_changed
 from hub.store import actors as actor_store
 from hub.store import messages as msg_store
 from hub.store import social
@@ -166,6 +167,7 @@ async def edit_note(hub: Hub, author: sa.Row, message: sa.Row, text: str) -> sa.
             },
         )
         await queue_publish(conn, hub, "update", message_id=message.id, activity_id=new_id())
+        await message_changed(conn, hub, "edit", message.id)
         row = await msg_store.get_message_by_id(conn, message.id)
     hub.wake()
     return row
@@ -175,6 +177,7 @@ async def delete_note(hub: Hub, author: sa.Row, message: sa.Row) -> None:
     async with hub.db.write() as conn:
         await msg_store.mark_message_deleted(conn, message.id)
         await queue_publish(conn, hub, "delete", message_id=message.id, activity_id=new_id())
+        await message_changed(conn, hub, "delete", message.id)
     hub.wake()
 
 

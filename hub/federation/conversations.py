@@ -36,7 +36,7 @@ from hub.errors import BadRequest
 from hub.federation import discovery, render
 from hub.federation import documents as docs
 from hub.ids import new_id
-from hub.inbox.conversations import owner_for, place_message
+from hub.inbox.conversations import message_changed, owner_for, place_message
 from hub.jobs import DONE, Outcome
 from hub.store import actors as actor_store
 from hub.store import conversations as conv_store
@@ -372,6 +372,7 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
                 "content_html": note["content_html"], "content_text": note["content_text"],
                 "edited_at": note["updated"] or utcnow(), "raw": json.dumps(note_doc),
             })
+            await message_changed(conn, hub, "edit", message.id)
     return DONE
 
 
@@ -391,6 +392,7 @@ async def _removed(fed: Federation, conversation: sa.Row | None, note_uri: str |
         message = await msg_store.get_message_by_uri(conn, note_uri)
         if message is not None and message.conversation_id == conversation.id and message.removed_at is None:
             await msg_store.update_message(conn, message.id, {"removed_at": utcnow()})
+            await message_changed(conn, fed.hub, "remove", message.id)
     return DONE
 
 

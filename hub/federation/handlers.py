@@ -20,6 +20,7 @@ from hub.errors import BadRequest, HubError
 from hub.federation import discovery
 from hub.federation import documents as docs
 from hub.ids import new_id
+from hub.inbox.conversations import message_changed
 from hub.jobs import DONE, Outcome
 from hub.store import actors as actor_store
 from hub.store import jobs as job_store
@@ -373,6 +374,7 @@ async def handle_update(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
                 "raw": json.dumps(obj),
             },
         )
+        await message_changed(conn, fed.hub, "edit", message.id)
     return DONE
 
 
@@ -393,6 +395,7 @@ async def handle_delete(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
         if message.actor_id != actor.id:
             raise BadRequest("only the author can delete a note")
         await msg_store.mark_message_deleted(conn, message.id)
+        await message_changed(conn, fed.hub, "delete", message.id)
     return DONE
 
 

@@ -94,15 +94,16 @@ def _check_text(text: str) -> str:
 
 
 async def place_message(conn: Conn, hub: Hub, conversation: sa.Row, message: sa.Row, *, new: bool = False) -> None:
-    """Enter a stored message into its conversation, for every local participant."""
+    """Enter a stored message into its conversation, for every local participant,
+    and tell the adapters (bridges) of it."""
     at = message.published_at
     await conv_store.update_conversation(
         conn, conversation.id,
         {"last_message_at": max(at, conversation.last_message_at) if conversation.last_message_at else at},
     )
     for participant in await conv_store.list_participants(conn, conversation.id):
-        if not participant.local or participant.type == "Application":
-            continue
+        if not participant.local or participant.type == "Application" or participant.bridge_network:
+            continue  # bridged actors keep no inbox: their people read on their own network
         state = await conv_store.get_state(conn, conversation.id, participant.id)
         if state is None:
             state = await conv_store.ensure_state(conn, conversation.id, participant.id, at=at)
@@ -122,8 +123,18 @@ async def place_message(conn: Conn, hub: Hub, conversation: sa.Row, message: sa.
         await conv_store.update_state(conn, state.id, changes)
         await webhooks.emit(conn, participant.id, "message.created", {
             "conversation": conversation.uri, "message": message.uri, "author_id": message.actor_id,
-            "text": message.content_text, "published": message.published_at.isoformat(),
+            "text": message.content_text, "published": message.published_at.isoformat(), "network": message.network,
         })
+    await hub.message_event(conn, "create", conversation, message)
+
+
+async def message_changed(conn: Conn, hub: Hub, event: str, message_id: str) -> None:
+    """Tell the adapters a conversation's message was edited (``edit``),
+    deleted by its author (``delete``) or removed by the owner (``remove``)."""
+    message = await msg_store.get_message_by_id(conn, message_id)
+    if message is not None and message.conversation_id:
+        conversation = await msg_store.get_conversation_by_id(conn, message.conversation_id)
+        await hub.message_event(conn, event, conversation, message)
 
 
 def conversation_data(conversation: sa.Row, state: sa.Row, **extra) -> dict:
@@ -139,8 +150,14 @@ async def _post(
     *,
     in_reply_to: sa.Row | None,
     participants: list[sa.Row],
+    bridged: dict | None = None,
 ) -> sa.Row:
-    """Store a local message in a conversation and queue its publication."""
+    """Store a message of a local actor in a conversation and queue its publication.
+
+    ``bridged`` carries what a bridge knows of a message that came from its
+    network (``network``, ``remote_id``, ``flags``, ``published_at``); such
+    messages are written by bridged actors, and nobody's login did it.
+    """
     author = acting.actor
     if acting.account is not None and acting.account.username != author.username:
         person = await actor_store.get_local_actor(conn, acting.account.username)
@@ -150,35 +167,37 @@ async def _post(
     for p in others:
         domain = hub.cfg.domain if p.local else p.domain
         handles[f"{p.username}@{domain}".lower()] = p.url or p.uri
-    # Every addressee is named in the text: Mastodon notifies only for a mention it can see.
+    # The note names every remote addressee: Mastodon notifies only for a
+    # mention it can see. The text people read stays as written.
     missing = []
     for p in others:
-        handle = f"@{p.username}@{hub.cfg.domain if p.local else p.domain}"
-        if handle.lower() not in text.lower():
+        handle = f"@{p.username}@{p.domain}"
+        if not p.local and handle.lower() not in text.lower():
             missing.append(handle)
-    if missing:
-        text = " ".join(missing) + " " + text
+    shown = " ".join(missing) + " " + text if missing else text
     message_id = new_id()
     uri = hub.uris.message(message_id)
     now = utcnow()
     audience = [p.uri for p in others]
+    bridged = bridged or {}
     await msg_store.put_message(
         conn,
         {
             "id": message_id, "uri": uri, "url": uri, "actor_id": author.id, "conversation_id": conversation.id,
             "in_reply_to_uri": in_reply_to.uri if in_reply_to is not None else None,
-            "content_html": textmod.plain_to_html(text, handles), "content_text": text,
+            "content_html": textmod.plain_to_html(shown, handles), "content_text": text,
             "visibility": conversation.visibility or "direct", "to_uris": audience, "cc_uris": [],
-            "mention_uris": audience, "local": True, "network": "activitypub", "published_at": now,
-            "account_id": acting.account_id,
+            "mention_uris": audience, "local": True, "network": bridged.get("network", "activitypub"),
+            "remote_id": bridged.get("remote_id"), "flags": bridged.get("flags") or None,
+            "published_at": min(bridged.get("published_at") or now, now), "account_id": acting.account_id,
         },
     )
     message = await msg_store.get_message_by_id(conn, message_id)
     await place_message(conn, hub, conversation, message)
     await queue_publish(conn, "create", message_id=message_id, activity_id=new_id())
-    await audit(conn, acting, "message.create", conversation_id=conversation.id, message=uri)
+    if not bridged:
+        await audit(conn, acting, "message.create", conversation_id=conversation.id, message=uri)
     return message
-
 
 async def start(hub: Hub, acting: Acting, targets: list[sa.Row], text: str, *, subject: str | None = None) -> tuple[sa.Row, sa.Row]:
     """Start a conversation with ``targets``; returns ``(conversation, first message)``."""
@@ -255,7 +274,7 @@ async def add_participant(hub: Hub, acting: Acting, conversation: sa.Row, target
         added = await conv_store.put_participant(conn, conversation.id, target.id, added_by_id=acting.actor.id)
         if not added:
             return
-        if target.local:
+        if target.local and not target.bridge_network:
             await conv_store.ensure_state(conn, conversation.id, target.id, at=utcnow())
         else:
             await queue_publish(conn, "backfill", conversation_id=conversation.id, actor_id=target.id)
@@ -273,6 +292,7 @@ async def remove_message(hub: Hub, acting: Acting, conversation: sa.Row, message
             raise NotFound(f"no message {message_uri} in this conversation")
         if message.removed_at is None:
             await msg_store.update_message(conn, message.id, {"removed_at": utcnow()})
+            await message_changed(conn, hub, "remove", message.id)
             await queue_publish(conn, "remove", message_id=message.id, conversation_id=conversation.id, activity_id=new_id())
             await audit(conn, acting, "message.remove", conversation_id=conversation.id, message=message_uri)
     hub.wake()

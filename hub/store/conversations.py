@@ -83,6 +83,7 @@ async def list_participants(conn: Conn, conversation_id: str) -> list[sa.Row]:
             conversation_participants.c.created_at.label("joined_at"),
             actors.c.id, actors.c.uri, actors.c.type, actors.c.local, actors.c.username, actors.c.domain,
             actors.c.name, actors.c.inbox_uri, actors.c.shared_inbox_uri, actors.c.implements, actors.c.url,
+            actors.c.bridge_network,
         )
         .join(actors, actors.c.id == conversation_participants.c.actor_id)
         .where(conversation_participants.c.conversation_id == conversation_id)

@@ -68,7 +68,8 @@ async def test_a_mastodon_customer_sees_a_normal_reply_thread(served_hub, remote
     assert note["id"] == reply.uri and note["inReplyTo"] == first["object"]["id"]
     assert note["to"] == [mia.uri] and note["cc"] == []
     assert note["tag"] == [{"type": "Mention", "href": mia.uri, "name": f"@mia@{remote.host}"}]
-    assert note["source"]["content"].startswith(f"@mia@{remote.host} We are on it.")
+    assert note["content"].startswith('<p><span class="h-card"><a href=') and f"@<span>mia</span>@{remote.host}" in note["content"]
+    assert note["source"]["content"].startswith("We are on it.")  # the text as written; the mention is in the HTML
     assert note["content"].endswith("<p>— Dana, Acme</p>") and 'class="u-url mention"' in note["content"]
     assert "contextHistory" not in note  # the customer's thread, kept here only for her
     # Mastodon's next reply threads by inReplyTo (and its own conversation tag)
