@@ -40,6 +40,9 @@ async def open_hub(cfg: Config, *, federation: bool = True, run_migrations: bool
             from hub.federation import Federation
 
             await Federation.attach(hub)
+        from hub import bridges
+
+        await bridges.attach(hub).ensure_bridge_rows()
     except BaseException:
         await hub.close()
         raise
@@ -78,8 +81,10 @@ async def serve(cfg: Config, *, stop: asyncio.Event | None = None) -> None:
         print(f"Roundtable {cfg.base_url} listening on {cfg.listen}", flush=True)
         if cfg.workers:
             worker = asyncio.create_task(hub.make_runner().run())
+        await hub.bridges.start()
         await stop.wait()
     finally:
+        await hub.bridges.stop()
         if worker is not None:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -77,6 +77,29 @@ class Config:
     actor_refresh_s: int = 24 * 3600
     """Cached remote actors older than this are refetched when next needed."""
     user_agent: str = ""
+    mail_domain: str = ""
+    """The domain of the hub's mail addresses (``acme@MAIL_DOMAIN``); the
+    public domain's host by default."""
+    smtp_listen: str = ""
+    """``host:port`` of the inbound SMTP (or LMTP) listener; off when empty."""
+    lmtp: bool = False
+    """Speak LMTP instead of SMTP on ``smtp_listen`` (behind an MTA)."""
+    smtp_relay: str = ""
+    """``host:port`` of the SMTP relay outbound mail is submitted to."""
+    smtp_relay_user: str = ""
+    smtp_relay_password: str = dataclasses.field(default="", repr=False)  # a secret: never in logs or reprs
+    smtp_relay_tls: str = ""
+    """``starttls``, ``tls`` or ``none``; ``starttls`` by default, ``none`` in development mode."""
+    dkim_selector: str = ""
+    dkim_key: str = ""
+    """Path of the PEM private key outbound mail is DKIM-signed with (with ``dkim_selector``)."""
+    mail_trusted_authserv_ids: str = ""
+    """Comma-separated authserv-ids whose ``Authentication-Results`` headers are believed."""
+    mail_dns_file: str = ""
+    """Development only: a JSON file of TXT records used instead of DNS for DKIM keys."""
+    max_mail_bytes: int = 25 * 1024 * 1024
+    """Inbound mail over this size is refused (SMTP 552)."""
+    max_attachment_bytes: int = 10 * 1024 * 1024
 
     @property
     def base_url(self) -> str:
@@ -166,12 +189,24 @@ def _validate(cfg: Config) -> Config:
     from hub import __version__
 
     user_agent = cfg.user_agent or f"Roundtable/{__version__} (+{scheme}://{domain}/)"
+    relay_tls = (cfg.smtp_relay_tls or ("none" if cfg.dev else "starttls")).lower()
+    if relay_tls not in ("starttls", "tls", "none"):
+        raise ConfigError(f"smtp_relay_tls: expected starttls, tls or none, got {cfg.smtp_relay_tls!r}")
+    for name in ("smtp_listen", "smtp_relay"):
+        value = getattr(cfg, name)
+        if value and (":" not in value or not value.rsplit(":", 1)[1].isdigit()):
+            raise ConfigError(f"{name}: expected host:port, got {value!r}")
+    if cfg.mail_dns_file and not cfg.dev:
+        raise ConfigError("mail_dns_file: only in development mode (ROUNDTABLE_DEV=1)")
+    host = domain.rsplit(":", 1)[0] if domain.count(":") == 1 else domain
     return dataclasses.replace(
         cfg,
         domain=domain,
         scheme=scheme,
         database_url=database_url,
         user_agent=user_agent,
+        mail_domain=(cfg.mail_domain or host).strip().lower(),
+        smtp_relay_tls=relay_tls,
     )
 
 

@@ -252,8 +252,10 @@ class Connector(abc.ABC):
         await self.set_state(State.STOPPED)
 
     @abc.abstractmethod
-    async def receive(self, raw: bytes) -> Envelope | Rejected:
-        """A raw inbound item as an envelope, or why it is not a message."""
+    async def receive(self, raw: bytes, *, sender: str | None = None, recipients: list[str] | None = None) -> Envelope | Rejected:
+        """A raw inbound item as an envelope, or why it is not a message.
+        ``sender`` and ``recipients`` are what the edge saw around the item
+        (an SMTP envelope's MAIL FROM and RCPT TO)."""
 
     @abc.abstractmethod
     async def send(self, outbound: Outbound) -> str:

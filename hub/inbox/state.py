@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -29,6 +30,7 @@ from hub.errors import NotFound, UsageError
 from hub.inbox import webhooks
 from hub.inbox.access import Acting, audit
 from hub.store import actors as actor_store
+from hub.store import bridges as bridge_store
 from hub.store import conversations as conv_store
 from hub.store import jobs as job_store
 from hub.store import org as org_store
@@ -177,6 +179,8 @@ async def _deliveries(conn: Conn, hub: Hub, conversation: sa.Row, message: sa.Ro
     for p in participants:
         if p.id == message.actor_id:
             continue
+        if p.local and p.bridge_network:
+            continue  # a bridged person: see the bridge sends below
         if p.local:
             out.append({"recipient": p.uri, "state": "delivered", "inbox": None})
             continue
@@ -189,7 +193,26 @@ async def _deliveries(conn: Conn, hub: Hub, conversation: sa.Row, message: sa.Ro
             out.append({"recipient": p.uri, "state": "relayed", "inbox": None})  # the owner's hub hands it on
         else:
             out.append({"recipient": p.uri, "state": "queued", "inbox": inbox})
+    by_id = {p.id: p for p in participants}
+    for job in await job_store.bridge_sends_for(conn, message.id):
+        if job.payload.get("event") != "create":
+            continue
+        identity = await bridge_store.get_identity_by_id(conn, job.payload["identity_id"])
+        person = by_id.get(identity.claimed_actor_id or identity.actor_id) if identity else None
+        out.append({
+            "recipient": person.uri if person else None, "network": job.payload["bridge"], "address": job.payload["to"],
+            "state": bridge_state(job), "attempts": job.attempts, "last_error": job.last_error, "inbox": None,
+        })
     return out
+
+
+def bridge_state(job: sa.Row) -> str:
+    """A bridge send's state: ``pending | sent | failed-retriable | failed-permanent``."""
+    if job.state == "done":
+        return "sent"
+    if job.state in ("failed", "gone"):
+        return "failed-permanent"
+    return "failed-retriable" if job.attempts and job.last_error else "pending"
 
 
 async def show(hub: Hub, acting: Acting, conversation: sa.Row, *, mark_read: bool = True) -> dict:
@@ -199,7 +222,9 @@ async def show(hub: Hub, acting: Acting, conversation: sa.Row, *, mark_read: boo
         row = await _row(conn, acting, conversation.id)
         participants = await conv_store.list_participants(conn, conversation.id)
         messages = []
-        for m in await conv_store.list_messages(conn, conversation.id):
+        rows = await conv_store.list_messages(conn, conversation.id)
+        files = await bridge_store.attachments_of(conn, [m.id for m in rows])
+        for m in rows:
             domain = hub.cfg.domain if m.author_local else m.author_domain
             member = None
             if m.account_id and m.actor_id == acting.actor.id:
@@ -217,6 +242,9 @@ async def show(hub: Hub, acting: Acting, conversation: sa.Row, *, mark_read: boo
                 "published": iso(m.published_at),
                 "edited": iso(m.edited_at),
                 "in_reply_to": m.in_reply_to_uri,
+                "flags": list(m.flags or []),
+                "attachments": [{"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
+                                 "url": f"{hub.cfg.base_url}/media/{a.id}/{quote(a.filename)}"} for a in files.get(m.id, [])],
                 "delivery": await _deliveries(conn, hub, conversation, m, participants) if m.actor_id == acting.actor.id else None,
             })
         notes = [{"id": n.id, "author": n.author, "text": n.text, "created": iso(n.created_at)}

@@ -398,3 +398,22 @@ async def last_messages(conn: Conn, message_ids: list[str]) -> dict[str, sa.Row]
         .where(messages.c.id.in_(message_ids))
     )
     return {r.id: r for r in await conn.execute(stmt)}
+
+
+async def replace_participant(conn: Conn, conversation_id: str, old_actor_id: str, new_actor_id: str) -> None:
+    """``new_actor_id`` takes ``old_actor_id``'s place (and role) in a conversation."""
+    stmt = sa.select(conversation_participants.c.role).where(
+        conversation_participants.c.conversation_id == conversation_id, conversation_participants.c.actor_id == old_actor_id
+    )
+    role = (await conn.execute(stmt)).scalar()
+    if role is None:
+        return
+    await conn.execute(sa.delete(conversation_participants).where(
+        conversation_participants.c.conversation_id == conversation_id, conversation_participants.c.actor_id == old_actor_id
+    ))
+    await put_participant(conn, conversation_id, new_actor_id, role=role)
+    if role == "owner":
+        await conn.execute(sa.update(conversation_participants).where(
+            conversation_participants.c.conversation_id == conversation_id,
+            conversation_participants.c.actor_id == new_actor_id,
+        ).values(role="owner"))

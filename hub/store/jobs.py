@@ -351,3 +351,29 @@ async def put_host(conn: Conn, host: str, **values) -> None:
     await conn.execute(
         stmt.on_conflict_do_update(index_elements=[hosts.c.host], set_={**values, "updated_at": now})
     )
+
+
+def _bridge_send_prefix(message_id: str, identity_id: str | None = None) -> tuple[str, str]:
+    prefix = f"bridge.send:{message_id}:" + (f"{identity_id}:" if identity_id else "")
+    return prefix, prefix + "\uffff"
+
+
+async def bridge_sends_for(conn: Conn, message_id: str) -> list[sa.Row]:
+    """The ``bridge.send`` jobs of one message (their dedupe keys start with its id)."""
+    low, high = _bridge_send_prefix(message_id)
+    stmt = (
+        sa.select(jobs)
+        .where(jobs.c.dedupe_key >= low, jobs.c.dedupe_key < high, jobs.c.kind == "bridge.send")
+        .order_by(jobs.c.created_at)
+    )
+    return list((await conn.execute(stmt)).all())
+
+
+async def fail_bridge_send(conn: Conn, message_id: str, identity_id: str, reason: str) -> None:
+    """A send that was accepted and later bounced: it failed after all."""
+    low, high = _bridge_send_prefix(message_id, identity_id)
+    await conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.dedupe_key >= low, jobs.c.dedupe_key < high, jobs.c.kind == "bridge.send")
+        .values(state="failed", last_error=reason, updated_at=utcnow())
+    )

@@ -1,0 +1,567 @@
+"""The hub's side of every bridge: placing what comes in, sending what goes out.
+
+In (an edge stored a raw item and queued ``bridge.inbound``):
+
+1. the connector turns the raw item into an :class:`Envelope` (or says why
+   it is no message: a bounce, an auto-reply, a loop: kept raw and flagged);
+2. the message map is asked first: a remote id already mapped is not placed
+   again, and an item carrying one of our own transaction ids is our echo;
+3. the sender's identity ``(network, remote id)`` gives its bridged actor
+   (a local ``Person`` with a real ActivityPub presence), or the customer
+   who claimed it; an unauthenticated sender never speaks for a claimed
+   identity;
+4. the conversation is found by the message map (what it replies to), then
+   by the reply token of the address it came to, each only if the sender
+   takes part in that conversation (two customers answering one bulk mail
+   never share a thread); otherwise a new conversation starts, owned by the
+   customer in it;
+5. the message enters the conversation through the same door as every other
+   (``place_message``), and goes to ActivityPub participants as any local
+   actor's message does.
+
+Out: every message event of a conversation (create, edit, delete, remove)
+queues one ``bridge.send`` job per channel of the conversation (a remote
+identity whose person still takes part), unless the message came from that
+channel, or its network is not allowed for the conversation by its owner.
+What a network cannot carry degrades visibly (see ``Capabilities``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import secrets
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from hub import crypto, media
+from hub.bridges.base import Connector, Envelope, Outbound, OutboundAttachment, Rejected, SendError, State
+from hub.errors import HubError, UsageError
+from hub.ids import new_id
+from hub.inbox.access import Acting
+from hub.inbox.conversations import _post
+from hub.jobs import DONE, Outcome
+from hub.store import actors as actor_store
+from hub.store import bridges as bridge_store
+from hub.store import conversations as conv_store
+from hub.store import messages as msg_store
+from hub.store.base import Conn, utcnow
+from hub.store.jobs import job_row, put_jobs
+
+if TYPE_CHECKING:
+    from hub.context import Hub
+
+log = logging.getLogger(__name__)
+
+MAX_HOPS = 3
+"""An item that has passed more bridges than this is a loop."""
+PUPPET_SEPARATOR = "__"
+
+
+def _capabilities_of(bridge: sa.Row, connector: Connector | None) -> dict[str, bool]:
+    if connector is not None:
+        return connector.capabilities.as_dict()
+    return dict((bridge.settings or {}).get("capabilities") or {})
+
+
+class Bridges:
+    """The bridges adapter of one hub process."""
+
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self.connectors: dict[str, Connector] = {}
+        self._started: list[Connector] = []
+
+    @classmethod
+    def attach(cls, hub: Hub) -> Bridges:
+        self = cls(hub)
+        hub.bridges = self
+        hub.registry.register("bridge.inbound", self.handle_inbound)
+        hub.registry.register("bridge.send", self.handle_send)
+        hub.message_hooks.append(on_message)
+        return self
+
+    def add_connector(self, connector: Connector) -> None:
+        self.connectors[connector.name] = connector
+
+    async def ensure_bridge_rows(self) -> None:
+        """Every connector of this process has its row (name = network namespace)."""
+        async with self.hub.db.write() as conn:
+            for c in self.connectors.values():
+                if await bridge_store.get_bridge(conn, c.name) is None:
+                    await bridge_store.put_bridge(conn, {
+                        "name": c.name, "kind": c.kind, "settings": {"capabilities": c.capabilities.as_dict()},
+                    })
+                else:
+                    row = await bridge_store.get_bridge(conn, c.name)
+                    settings = dict(row.settings or {})
+                    settings["capabilities"] = c.capabilities.as_dict()
+                    await bridge_store.update_bridge(conn, c.name, {"settings": settings})
+
+    async def start(self) -> None:
+        """Start this process's connectors' listeners (``roundtable serve``)."""
+        await self.ensure_bridge_rows()
+        for c in self.connectors.values():
+            try:
+                await c.start(LocalLink(self, c.name))
+                self._started.append(c)
+            except Exception as exc:  # a bridge that cannot start must not stop the hub
+                log.exception("bridge %s could not start", c.name)
+                async with self.hub.db.write() as conn:
+                    await bridge_store.set_bridge_state(conn, c.name, State.ERROR, f"could not start: {exc}")
+
+    async def stop(self) -> None:
+        for c in reversed(self._started):
+            try:
+                await c.stop()
+            except Exception:
+                log.exception("bridge %s did not stop cleanly", c.name)
+        self._started.clear()
+
+    # --- in ---------------------------------------------------------------------------------------
+
+    async def submit(self, bridge: str, raw: bytes, *, sender: str | None, recipients: list[str],
+                     envelope: Envelope | None = None) -> str:
+        """Store a raw inbound item and queue it (the edge's one durable step)."""
+        async with self.hub.db.write() as conn:
+            item_id = await bridge_store.put_item(conn, bridge=bridge, raw=raw, sender=sender, recipients=recipients)
+            payload = {"item_id": item_id}
+            if envelope is not None:
+                payload["envelope"] = envelope.to_json()
+            await put_jobs(conn, [job_row("bridge.inbound", payload, dedupe_key=f"bridge.inbound:{item_id}")])
+        self.hub.wake()
+        return item_id
+
+    async def handle_inbound(self, job: sa.Row) -> Outcome:
+        hub = self.hub
+        item_id = job.payload["item_id"]
+        async with hub.db.read() as conn:
+            item = await bridge_store.get_item(conn, item_id)
+            bridge = await bridge_store.get_bridge(conn, item.bridge) if item else None
+        if item is None or item.status != "queued":
+            return DONE
+        if bridge is None:
+            await self._mark(item_id, "flagged", ["no_bridge"], f"no bridge named {item.bridge!r}")
+            return DONE
+        try:
+            if job.payload.get("envelope"):
+                result: Envelope | Rejected = Envelope.from_json(job.payload["envelope"])
+            else:
+                connector = self.connectors.get(item.bridge)
+                if connector is None:
+                    return Outcome("retry", error=f"the {item.bridge} bridge does not run in this process")
+                result = await connector.receive(bytes(item.raw), sender=item.sender, recipients=list(item.recipients or []))
+        except Exception as exc:  # the raw item is kept: nothing is lost
+            log.exception("bridge %s could not read item %s", item.bridge, item_id)
+            await self._mark(item_id, "flagged", ["unreadable"], f"could not be read: {type(exc).__name__}: {exc}")
+            return DONE
+        if isinstance(result, Rejected):
+            await self._rejected(item, result)
+            return DONE
+        try:
+            status, flags, reason, message_id = await ingest(hub, item.bridge, result)
+        except HubError as exc:
+            await self._mark(item_id, "flagged", ["refused"], exc.safe)
+            return DONE
+        await self._mark(item_id, status, flags, reason, message_id=message_id)
+        hub.wake()
+        return DONE
+
+    async def _mark(self, item_id: str, status: str, flags: list[str], reason: str | None, *, message_id: str | None = None):
+        async with self.hub.db.write() as conn:
+            await bridge_store.update_item(conn, item_id, {"status": status, "flags": flags, "reason": reason,
+                                                           "message_id": message_id})
+
+    async def _rejected(self, item: sa.Row, rejected: Rejected) -> None:
+        hub = self.hub
+        async with hub.db.write() as conn:
+            if rejected.bounce_of and rejected.permanent:
+                await _bounced(conn, item.bridge, rejected)
+            await bridge_store.update_item(conn, item.id, {
+                "status": "dropped" if rejected.echo else "flagged", "flags": rejected.flags, "reason": rejected.reason,
+            })
+
+    # --- out --------------------------------------------------------------------------------------
+
+    async def handle_send(self, job: sa.Row) -> Outcome:
+        try:
+            return await send(self, job.payload)
+        except SendError as exc:
+            return Outcome("failed" if exc.permanent else "retry", error=str(exc), retry_after_s=exc.retry_after_s)
+
+
+class LocalLink:
+    """A connector running inside the hub process talks to it directly."""
+
+    def __init__(self, bridges: Bridges, name: str):
+        self.bridges = bridges
+        self.name = name
+
+    async def submit(self, raw: bytes, *, sender: str | None, recipients: list[str]) -> str:
+        return await self.bridges.submit(self.name, raw, sender=sender, recipients=recipients)
+
+    async def report_state(self, state: State, detail: str | None = None) -> None:
+        async with self.bridges.hub.db.write() as conn:
+            await bridge_store.set_bridge_state(conn, self.name, state, detail)
+
+    async def accepts_recipient(self, username: str) -> bool:
+        return await accepts_recipient(self.bridges.hub, username)
+
+
+async def accepts_recipient(hub: Hub, username: str) -> bool:
+    async with hub.db.read() as conn:
+        actor = await actor_store.get_local_actor(conn, username.lower())
+    return actor is not None and actor.type != "Application" and not actor.bridge_network and actor.deleted_at is None
+
+
+# --- identities and bridged actors -------------------------------------------------------------------
+
+
+def _puppet_username(network: str) -> str:
+    prefix = re.sub(r"[^a-z0-9]", "", network.lower())[:10] or "bridge"
+    return f"{prefix}{PUPPET_SEPARATOR}{secrets.token_hex(6)}"
+
+
+async def _new_keys() -> tuple[str, str]:
+    return await asyncio.to_thread(crypto.generate_rsa_pem)
+
+
+async def ensure_identity(conn: Conn, hub: Hub, network: str, remote_id: str, display_name: str | None,
+                          keys: tuple[str, str] | None) -> sa.Row:
+    """The identity ``(network, remote_id)``, made with its bridged actor if new.
+
+    The bridged actor's username is opaque (``email__3f9c2a...``): an email
+    address or phone number is never published on the fediverse.
+    """
+    identity = await bridge_store.get_identity(conn, network, remote_id)
+    if identity is not None:
+        if display_name and display_name != identity.display_name and identity.claimed_actor_id is None:
+            await bridge_store.update_identity(conn, identity.id, {"display_name": display_name[:255]})
+            await actor_store.update_actor(conn, identity.actor_id, {"name": display_name[:255]})
+        return identity
+    from hub.actors import _actor_values
+
+    if keys is None:
+        raise RuntimeError("keys are made before the transaction")
+    private_pem, public_pem = keys
+    username = _puppet_username(network)
+    actor_id = new_id()
+    values = _actor_values(hub, actor_id=actor_id, username=username, type_="Person", private_pem=private_pem)
+    values.update(
+        name=(display_name or remote_id.split("@")[0])[:255],
+        summary=f"<p>Writes through the {network} bridge of {hub.cfg.domain}.</p>",
+        discoverable=False,
+        bridge_network=network,
+    )
+    await actor_store.put_actor(conn, values)
+    await actor_store.put_key(conn, key_id=hub.uris.key_id(username), actor_id=actor_id, kind="rsa", public_key=public_pem)
+    await bridge_store.put_identity(conn, network=network, remote_id=remote_id, actor_id=actor_id, display_name=display_name)
+    return await bridge_store.get_identity(conn, network, remote_id)
+
+
+# --- placing an envelope -------------------------------------------------------------------------------
+
+
+def _subject(subject: str | None) -> str | None:
+    if not subject:
+        return None
+    text = re.sub(r"^(\s*(re|fwd?|aw|wg|sv|vs|tr|rif|antw)(\[\d+\])?\s*:\s*)+", "", subject.strip(), flags=re.I)
+    return text[:255] or None
+
+
+async def ingest(hub: Hub, network: str, env: Envelope) -> tuple[str, list[str], str | None, str | None]:
+    """Place one envelope; ``(item status, flags, reason, message id)``."""
+    flags = list(env.flags)
+    if env.hops > MAX_HOPS:
+        return "flagged", flags + ["loop"], f"passed {env.hops} bridges: a loop", None
+    async with hub.db.read() as conn:
+        if await bridge_store.get_mapped(conn, network, env.remote_id, env.part) is not None:
+            return "dropped", flags + ["duplicate"], "already placed", None
+        if env.txn_id and await bridge_store.get_mapped_by_txn(conn, env.txn_id) is not None:
+            return "dropped", flags + ["echo"], "our own message, come back", None
+        identity = await bridge_store.get_identity(conn, network, env.sender.remote_id)
+        unverified = identity is not None and identity.claimed_actor_id is not None and not env.sender.authenticated
+        if unverified:
+            identity = await bridge_store.get_identity(conn, network, "unverified:" + env.sender.remote_id)
+    keys = await _new_keys() if identity is None else None
+    stored = []
+    for a in env.attachments:
+        stored.append((a, await asyncio.to_thread(media.store, hub.cfg, a.data)))
+    async with hub.db.write() as conn:
+        remote_id = ("unverified:" if unverified else "") + env.sender.remote_id
+        identity = await ensure_identity(conn, hub, network, remote_id, env.sender.display_name, keys)
+        author_id = identity.claimed_actor_id or identity.actor_id
+        author = await actor_store.get_actor_by_id(conn, author_id)
+        if unverified:
+            flags.append("unverified_claimed_identity")
+        if not env.sender.authenticated and "unauthenticated" not in flags:
+            flags.append("unauthenticated")
+        conversation, parent = await _find_conversation(conn, network, env, identity, author)
+        if conversation is not None and conversation.closed_at is not None:
+            flags.append("after_close")
+            conversation, parent = None, None
+        if conversation is None:
+            conversation = await _new_conversation(conn, hub, network, env, author)
+            if conversation is None:
+                return "flagged", flags + ["no_recipient"], "addressed to nobody here", None
+        await bridge_store.add_channel(conn, conversation.id, identity.id)
+        await conv_store.put_participant(conn, conversation.id, author.id)
+        participants = await conv_store.list_participants(conn, conversation.id)
+        if parent is None:
+            existing = await conv_store.list_messages(conn, conversation.id)
+            parent = await msg_store.get_message_by_id(conn, existing[-1].id) if existing else None
+        text = env.text.strip() or "(no text)"
+        acting = Acting(actor=author, account=None, role="owner")
+        message = await _post(conn, hub, acting, conversation, text[:20_000], in_reply_to=parent, participants=participants,
+                              bridged={"network": network, "remote_id": env.remote_id[:2048], "flags": flags,
+                                       "published_at": env.published})
+        await bridge_store.put_mapping(conn, network=network, remote_id=env.remote_id, part=env.part,
+                                       message_id=message.id, direction="in", identity_id=identity.id, txn_id=new_id())
+        for a, digest in stored:
+            await bridge_store.put_attachment(conn, message_id=message.id, filename=a.filename,
+                                              content_type=a.content_type, size=len(a.data), sha256=digest)
+    return "placed", flags, None, message.id
+
+
+async def _find_conversation(conn: Conn, network: str, env: Envelope, identity: sa.Row, author: sa.Row):
+    """By what it replies to, then by the reply token; only a conversation the
+    sender takes part in."""
+
+    async def scoped(conversation_id: str | None):
+        if not conversation_id:
+            return None
+        if not await bridge_store.is_channel(conn, conversation_id, identity.id) and not await conv_store.is_participant(
+            conn, conversation_id, author.id
+        ):
+            return None
+        return await msg_store.get_conversation_by_id(conn, conversation_id)
+
+    for ref in env.reply_to:
+        mapped = await bridge_store.get_mapped(conn, network, ref)
+        if mapped is None:
+            continue
+        message = await msg_store.get_message_by_id(conn, mapped.message_id)
+        conversation = await scoped(message.conversation_id if message else None)
+        if conversation is not None:
+            return conversation, message
+    if env.thread_token:
+        token = await bridge_store.get_reply_token(conn, env.thread_token)
+        conversation = await scoped(token.conversation_id if token else None)
+        if conversation is not None:
+            return conversation, None
+    return None, None
+
+
+async def _new_conversation(conn: Conn, hub: Hub, network: str, env: Envelope, author: sa.Row) -> sa.Row | None:
+    recipients = []
+    for username in dict.fromkeys(u.lower() for u in env.recipients):
+        actor = await actor_store.get_local_actor(conn, username)
+        if actor is not None and actor.type != "Application" and not actor.bridge_network and actor.id != author.id:
+            recipients.append(actor)
+    if not recipients:
+        return None
+    # The customer owns it: the writer if a customer of ours claimed this
+    # identity, else the first customer written to, else the writer.
+    if not author.bridge_network and author.type == "Person":
+        owner = author
+    else:
+        owner = next((r for r in recipients if r.type == "Person"), author)
+    conv_id = new_id()
+    await msg_store.ensure_conversation(
+        conn, uri=hub.uris.conversation(conv_id), owner_id=owner.id, local=True, conversation_id=conv_id
+    )
+    await conv_store.update_conversation(conn, conv_id, {"subject": _subject(env.subject), "visibility": "direct"})
+    for actor in (author, *recipients):
+        await conv_store.put_participant(conn, conv_id, actor.id, role="owner" if actor.id == owner.id else "participant")
+    await bridge_store.allow_network(conn, conv_id, network, origin=True)
+    return await msg_store.get_conversation_by_id(conn, conv_id)
+
+
+async def _bounced(conn: Conn, network: str, rejected: Rejected) -> None:
+    """A permanent bounce: the address is undeliverable, the send that bounced failed."""
+    mapped = await bridge_store.get_mapped_by_txn(conn, rejected.bounce_of or "")
+    if mapped is None and rejected.bounce_of:
+        mapped = await bridge_store.get_mapped(conn, network, rejected.bounce_of)
+    identity = None
+    if mapped is not None and mapped.identity_id:
+        identity = await bridge_store.get_identity_by_id(conn, mapped.identity_id)
+    if identity is None and rejected.bounced_recipient:
+        identity = await bridge_store.get_identity(conn, network, rejected.bounced_recipient.lower())
+    if identity is not None:
+        await bridge_store.update_identity(conn, identity.id, {
+            "undeliverable_at": utcnow(), "undeliverable_reason": rejected.reason[:1000],
+        })
+    if mapped is not None and mapped.identity_id:
+        from hub.store import jobs as job_store
+
+        await job_store.fail_bridge_send(conn, mapped.message_id, mapped.identity_id, f"bounced: {rejected.reason}"[:1000])
+
+
+# --- sending ---------------------------------------------------------------------------------------------
+
+
+async def on_message(conn: Conn, hub: Hub, event: str, conversation: sa.Row, message: sa.Row) -> None:
+    """Queue a ``bridge.send`` per channel that should hear of this event."""
+    targets = await bridge_store.channel_targets(conn, conversation.id)
+    if not targets:
+        return
+    allowed = await bridge_store.networks_of(conn, conversation.id)
+    mapped = await bridge_store.mapped_for_message(conn, message.id)
+    came_from = {m.identity_id for m in mapped if m.direction == "in"}
+    sent_to = {m.identity_id for m in mapped if m.direction == "out"}
+    rows = []
+    for identity in targets:
+        if identity.id in came_from or message.actor_id in (identity.actor_id, identity.claimed_actor_id):
+            continue  # never echo a message to where it came from, or to its own writer
+        if event != "create" and identity.id not in sent_to:
+            continue  # they never had it
+        stamp = message.edited_at.isoformat() if event == "edit" and message.edited_at else ""
+        payload = {"bridge": identity.network, "identity_id": identity.id, "to": identity.remote_id,
+                   "message_id": message.id, "event": event, "txn_id": new_id()}
+        row = job_row("bridge.send", payload, dedupe_key=f"bridge.send:{message.id}:{identity.id}:{event}:{stamp}",
+                      host=f"bridge:{identity.network}")
+        if identity.network not in allowed:
+            row["state"] = "failed"
+            row["last_error"] = (f"held: the conversation's owner has not allowed {identity.network} for it")
+        rows.append(row)
+    if rows:
+        await put_jobs(conn, rows)
+
+
+async def send(bridges: Bridges, p: dict) -> Outcome:
+    hub = bridges.hub
+    async with hub.db.read() as conn:
+        bridge = await bridge_store.get_bridge(conn, p["bridge"])
+        identity = await bridge_store.get_identity_by_id(conn, p["identity_id"])
+        message = await msg_store.get_message_by_id(conn, p["message_id"])
+        if bridge is None or identity is None or message is None:
+            return Outcome("failed", error="the bridge, the person or the message is gone")
+        conversation = await msg_store.get_conversation_by_id(conn, message.conversation_id)
+        if identity.undeliverable_at is not None:
+            return Outcome("failed", error=f"the address is undeliverable: {identity.undeliverable_reason}")
+        if identity.network not in await bridge_store.networks_of(conn, conversation.id):
+            return Outcome("failed", error=f"held: the conversation's owner has not allowed {identity.network} for it")
+        if p["event"] == "create" and (message.deleted_at or message.removed_at):
+            return Outcome("done", error="not sent: the message was withdrawn first")
+        outbound = await build_outbound(conn, hub, bridge, bridges.connectors.get(bridge.name), identity,
+                                        conversation, message, p)
+    connector = bridges.connectors.get(bridge.name)
+    if connector is not None:
+        remote_id = await connector.send(outbound)
+    elif bridge.url:
+        remote_id = await push_to_bridge(hub, bridge, outbound)
+    else:
+        return Outcome("retry", error=f"the {bridge.name} bridge is not connected")
+    async with hub.db.write() as conn:
+        await bridge_store.put_mapping(conn, network=bridge.name, remote_id=remote_id, message_id=message.id,
+                                       direction="out", identity_id=identity.id, txn_id=p["txn_id"],
+                                       edit_count=1 if p["event"] == "edit" else 0)
+    return Outcome("done")
+
+
+async def build_outbound(conn: Conn, hub: Hub, bridge: sa.Row, connector: Connector | None, identity: sa.Row,
+                         conversation: sa.Row, message: sa.Row, p: dict) -> Outbound:
+    caps = _capabilities_of(bridge, connector)
+    author = await actor_store.get_actor_by_id(conn, message.actor_id)
+    participants = await conv_store.list_participants(conn, conversation.id)
+    # The address it comes from: the author's if local, else the conversation's
+    # first local (non-bridged) participant's, saying who really wrote it.
+    home = next((a for a in participants if a.local and not a.bridge_network and a.type != "Application"), None)
+    speaker = author if author.local and not author.bridge_network else home
+    if speaker is None:
+        raise SendError("no local actor takes part in this conversation to send from", permanent=True)
+    author_name = author.name or author.username
+    relay = speaker.id != author.id
+    if relay:
+        domain = hub.cfg.domain if author.local else author.domain
+        who = author_name if author.bridge_network else f"{author_name} (@{author.username}@{domain})"
+        from_name = f"{author_name} via {speaker.name or speaker.username}"
+        text = f"{who} wrote:\n\n{message.content_text}"
+    else:
+        from_name = speaker.name or speaker.username
+        text = message.content_text
+    kind = "message"
+    target_remote_id = None
+    event = p["event"]
+    if event in ("edit", "delete", "remove"):
+        earlier = [m for m in await bridge_store.mapped_for_message(conn, message.id)
+                   if m.direction == "out" and m.identity_id == identity.id]
+        target_remote_id = earlier[0].remote_id if earlier else None
+        when = message.published_at.strftime("%Y-%m-%d %H:%M UTC")
+        if event == "edit":
+            if caps.get("edits") and target_remote_id:
+                kind = "edit"
+            else:
+                kind = "correction"
+                text = f"Correction to the message of {when}:\n\n{text}"
+        else:
+            if caps.get("deletes") and target_remote_id:
+                kind = "delete"
+            else:
+                kind = "withdrawal"
+                why = "withdrawn by its author" if event == "delete" else "removed from the conversation by its owner"
+                text = f"The message of {when} from {author_name} was {why}."
+    rows = (await bridge_store.attachments_of(conn, [message.id]))[message.id]
+    attachments = [OutboundAttachment(filename=a.filename, content_type=a.content_type,
+                                      path=str(media.path_of(hub.cfg, a.sha256)), size=a.size) for a in rows]
+    if attachments and not caps.get("attachments"):
+        links = "\n".join(f"- {a.filename}: {hub.cfg.base_url}/media/{r.id}/{a.filename}" for a, r in zip(attachments, rows, strict=True))
+        text = f"{text}\n\nAttachments:\n{links}"
+        attachments = []
+    from hub import text as textmod
+
+    return Outbound(
+        network=bridge.name, txn_id=p["txn_id"], to=identity.remote_id, to_name=identity.display_name,
+        from_username=speaker.username, from_name=from_name, text=text, html=textmod.plain_to_html(text),
+        subject=conversation.subject, kind=kind, reply_token=await bridge_store.reply_token(conn, conversation.id, speaker.id),
+        references=await bridge_store.thread_remote_ids(conn, conversation.id, bridge.name),
+        target_remote_id=target_remote_id, attachments=attachments, conversation_uri=conversation.uri,
+        message_uri=message.uri,
+    )
+
+
+async def push_to_bridge(hub: Hub, bridge: sa.Row, outbound: Outbound) -> str:
+    """Hand a send to a bridge running in another process (its ``/send``)."""
+    import hashlib
+    import hmac
+    import time
+
+    body = json.dumps(outbound.to_json()).encode()
+    ts = str(int(time.time()))
+    sig = "sha256=" + hmac.new((bridge.secret or "").encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    resp = await hub.http.request("POST", bridge.url.rstrip("/") + "/send", body=body, headers={
+        "Content-Type": "application/json", "X-Roundtable-Timestamp": ts, "X-Roundtable-Signature": sig,
+        "X-Roundtable-Txn": outbound.txn_id,
+    }, follow_redirects=False)
+    if 200 <= resp.status < 300:
+        try:
+            remote_id = json.loads(resp.body)["remote_id"]
+        except (ValueError, KeyError, TypeError):
+            raise SendError("the bridge answered without a remote_id", permanent=False) from None
+        return str(remote_id)
+    detail = resp.body[:200].decode(errors="replace")
+    raise SendError(f"the bridge answered {resp.status}: {detail}", permanent=400 <= resp.status < 500 and resp.status != 429)
+
+
+# --- allowing networks ---------------------------------------------------------------------------------------
+
+
+async def set_network_allowed(hub: Hub, acting: Acting, conversation: sa.Row, network: str, allowed: bool) -> dict:
+    """The owner allows (or no longer allows) a network for a conversation."""
+    acting.require("agent")
+    if conversation.owner_id != acting.actor.id:
+        raise UsageError("only the conversation's owner decides where it is mirrored")
+    async with hub.db.write() as conn:
+        if await bridge_store.get_bridge(conn, network) is None:
+            raise UsageError(f"no bridge named {network!r}")
+        if allowed:
+            await bridge_store.allow_network(conn, conversation.id, network, allowed_by_id=acting.actor.id)
+        else:
+            networks = await bridge_store.networks_of(conn, conversation.id)
+            if networks.get(network):
+                raise UsageError(f"{network} is where this conversation came from: it stays allowed")
+            await bridge_store.disallow_network(conn, conversation.id, network)
+        return await bridge_store.networks_of(conn, conversation.id)
