@@ -208,6 +208,63 @@ def add_inbox_commands(sub, common) -> None:
     c.add_argument("--reopen", action="store_true")
     member_opt(c)
 
+    for name, help in (("allow", "the owner lets the conversation be mirrored to a bridged network"),
+                       ("deny", "the owner stops mirroring the conversation to a bridged network")):
+        c = g.add_parser(name, help=help, parents=[common])
+        c.add_argument("as_username", metavar="AS_USERNAME")
+        c.add_argument("conversation", metavar="CONVERSATION")
+        c.add_argument("network", metavar="NETWORK", help="a bridge's name, e.g. email")
+        c.add_argument("--json", action="store_true")
+        member_opt(c)
+
+    g = group("bridge", "bridges to other networks: their state, raw items, and bridges run by operators")
+    c = g.add_parser("list", help="bridges and their connection state", parents=[common])
+    c.add_argument("--json", action="store_true")
+    c = g.add_parser("items", help="raw inbound items (kept even when flagged: bounces, auto-replies, loops)",
+                     parents=[common])
+    c.add_argument("name", metavar="NAME", nargs="?")
+    c.add_argument("--status", choices=["queued", "placed", "flagged", "dropped"])
+    c.add_argument("--limit", type=int, default=50)
+    c.add_argument("--json", action="store_true")
+    c = g.add_parser("add", help="register a bridge run outside the hub, or a webhook channel; prints its token and "
+                     "secret once", parents=[common])
+    c.add_argument("name", metavar="NAME", help="its network namespace, e.g. sms (lower case letters and digits)")
+    c.add_argument("--kind", choices=["external", "webhook"], required=True)
+    c.add_argument("--url", help="where the hub sends outbound messages (webhook: the provider's URL; "
+                   "external: the bridge's base URL, optional when it polls)")
+    c.add_argument("--owner", metavar="USERNAME", help="the local actor whose channel it is (webhook)")
+    c.add_argument("--capability", action="append", default=[], metavar="FLAG",
+                   help="what the network can carry (edits, deletes, reactions, attachments, threading, "
+                   "direct_messages, read_receipts); repeatable")
+    c = g.add_parser("remove", help="remove a bridge registration", parents=[common])
+    c.add_argument("name", metavar="NAME")
+    c = g.add_parser("run", help="run a bridge out of process, talking to a hub over the bridge API", parents=[common])
+    c.add_argument("name", metavar="NAME", help="the bridge's name as registered on the hub")
+    c.add_argument("--hub", required=True, metavar="URL", help="the hub's base URL")
+    c.add_argument("--token", metavar="TOKEN", help="the bridge's token (or ROUNDTABLE_BRIDGE_TOKEN)")
+    c.add_argument("--kind", choices=["email"], default="email", help="the connector to run")
+    c.add_argument("--listen", metavar="HOST:PORT", help="where this process takes the hub's sends")
+
+    g = group("identity", "bridged identities (an email address, a phone number) an actor has claimed")
+    c = g.add_parser("claim", help="send a confirmation code to the identity", parents=[common])
+    c.add_argument("as_username", metavar="AS_USERNAME")
+    c.add_argument("network", metavar="NETWORK")
+    c.add_argument("remote_id", metavar="REMOTE_ID")
+    c.add_argument("--json", action="store_true")
+    member_opt(c)
+    c = g.add_parser("confirm", help="prove control with the code; the identity's conversations become yours",
+                     parents=[common])
+    c.add_argument("as_username", metavar="AS_USERNAME")
+    c.add_argument("network", metavar="NETWORK")
+    c.add_argument("remote_id", metavar="REMOTE_ID")
+    c.add_argument("code", metavar="CODE")
+    c.add_argument("--json", action="store_true")
+    member_opt(c)
+    c = g.add_parser("list", help="identities claimed", parents=[common])
+    c.add_argument("as_username", metavar="AS_USERNAME")
+    c.add_argument("--json", action="store_true")
+    member_opt(c)
+
     g = group("token", "API tokens of a login")
     c = g.add_parser("create", help="create a bearer token; prints it once", parents=[common])
     c.add_argument("username", metavar="USERNAME")

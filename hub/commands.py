@@ -34,9 +34,10 @@ async def run(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     hub = await open_hub(cfg)
     try:
+        from hub.commands_bridge import COMMANDS as BRIDGE_COMMANDS
         from hub.commands_inbox import COMMANDS as INBOX_COMMANDS
 
-        handler = COMMANDS.get(args.command) or INBOX_COMMANDS[args.command]
+        handler = COMMANDS.get(args.command) or INBOX_COMMANDS.get(args.command) or BRIDGE_COMMANDS[args.command]
         return await handler(hub, args) or 0
     finally:
         await hub.close()

@@ -130,6 +130,10 @@ async def cmd_conversation(hub: Hub, args) -> int:
         target = await discovery.resolve_handle(fed, args.handle)
         await conversations.add_participant(hub, acting, conversation, target)
         print(f"added {target.uri} to {conversation.uri}")
+    elif args.conversation_command in ("allow", "deny"):
+        from hub.commands_bridge import cmd_conversation_networks
+
+        return await cmd_conversation_networks(hub, args, conversation)
     elif args.conversation_command == "remove":
         await conversations.remove_message(hub, acting, conversation, args.message)
         print(f"removed {args.message} from {conversation.uri}")

@@ -313,11 +313,17 @@ async def ingest(hub: Hub, network: str, env: Envelope) -> tuple[str, list[str],
         if parent is None:
             existing = await conv_store.list_messages(conn, conversation.id)
             parent = await msg_store.get_message_by_id(conn, existing[-1].id) if existing else None
+        # The sender's clock (an email's Date) is believed only where it keeps
+        # the thread in order: never in the future, never before what it answers.
+        published = utcnow()
+        latest = await conv_store.latest_published(conn, conversation.id)
+        if env.published is not None and (latest is None or latest < env.published) and env.published < published:
+            published = env.published
         text = env.text.strip() or "(no text)"
         acting = Acting(actor=author, account=None, role="owner")
         message = await _post(conn, hub, acting, conversation, text[:20_000], in_reply_to=parent, participants=participants,
                               bridged={"network": network, "remote_id": env.remote_id[:2048], "flags": flags,
-                                       "published_at": env.published})
+                                       "published_at": published})
         await bridge_store.put_mapping(conn, network=network, remote_id=env.remote_id, part=env.part,
                                        message_id=message.id, direction="in", identity_id=identity.id, txn_id=new_id())
         for a, digest in stored:
@@ -448,18 +454,32 @@ async def send(bridges: Bridges, p: dict) -> Outcome:
             return Outcome("done", error="not sent: the message was withdrawn first")
         outbound = await build_outbound(conn, hub, bridge, bridges.connectors.get(bridge.name), identity,
                                         conversation, message, p)
-    connector = bridges.connectors.get(bridge.name)
-    if connector is not None:
-        remote_id = await connector.send(outbound)
-    elif bridge.url:
-        remote_id = await push_to_bridge(hub, bridge, outbound)
-    else:
-        return Outcome("retry", error=f"the {bridge.name} bridge is not connected")
+    remote_id = await deliver_outbound(bridges, bridge, outbound)
     async with hub.db.write() as conn:
         await bridge_store.put_mapping(conn, network=bridge.name, remote_id=remote_id, message_id=message.id,
                                        direction="out", identity_id=identity.id, txn_id=p["txn_id"],
                                        edit_count=1 if p["event"] == "edit" else 0)
     return Outcome("done")
+
+
+_LEADING_MENTIONS = re.compile(r"^(\s*@[\w.-]+(@[\w.-]+(:\d+)?)?\s*)+")
+
+
+def strip_leading_mentions(text: str) -> str:
+    """Fediverse replies start with their addressees' handles (Mastodon adds
+    them); on another network they are noise, and name bridged actors."""
+    stripped = _LEADING_MENTIONS.sub("", text, count=1)
+    return stripped if stripped.strip() else text
+
+
+async def deliver_outbound(bridges: Bridges, bridge: sa.Row, outbound: Outbound) -> str:
+    """Hand one send to its bridge: in this process, or the operator's over HTTP."""
+    connector = bridges.connectors.get(bridge.name)
+    if connector is not None:
+        return await connector.send(outbound)
+    if bridge.url:
+        return await push_to_bridge(bridges.hub, bridge, outbound)
+    raise SendError(f"the {bridge.name} bridge is not connected")
 
 
 async def build_outbound(conn: Conn, hub: Hub, bridge: sa.Row, connector: Connector | None, identity: sa.Row,
@@ -475,14 +495,15 @@ async def build_outbound(conn: Conn, hub: Hub, bridge: sa.Row, connector: Connec
         raise SendError("no local actor takes part in this conversation to send from", permanent=True)
     author_name = author.name or author.username
     relay = speaker.id != author.id
+    body = strip_leading_mentions(message.content_text)
     if relay:
         domain = hub.cfg.domain if author.local else author.domain
         who = author_name if author.bridge_network else f"{author_name} (@{author.username}@{domain})"
         from_name = f"{author_name} via {speaker.name or speaker.username}"
-        text = f"{who} wrote:\n\n{message.content_text}"
+        text = f"{who} wrote:\n\n{body}"
     else:
         from_name = speaker.name or speaker.username
-        text = message.content_text
+        text = body
     kind = "message"
     target_remote_id = None
     event = p["event"]

@@ -324,7 +324,8 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
         if conversation.local and owner is not None and owner.local:
             return Outcome("done", error="ignored: an Add to a conversation we keep ourselves")
         if owner is not None and owner.uri != actor.uri and not conversation.local:
-            return Outcome("done", error="ignored: Add by someone who does not own the conversation")
+            if not await _owner_now(fed, target_id, actor):
+                return Outcome("done", error="ignored: Add by someone who does not own the conversation")
     if "Delete" in types:
         return await _removed(fed, conversation, docs.id_of(inner.get("object")), actor)
     obj = inner.get("object")
@@ -359,6 +360,12 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
         if note is not None:
             for p in await _participants_for(conn, fed, note, author):
                 await conv_store.put_participant(conn, conversation.id, p.id)
+        # The owner addresses its Adds to the participants: a local actor it
+        # names takes part (one brought in later gets the earlier messages so).
+        audience = [u for u in docs.ids_of(doc.get("to")) + docs.ids_of(doc.get("cc")) if hub.uris.is_local(u)]
+        for p in await actor_store.get_actors_by_uris(conn, audience):
+            if p.local and p.type != "Application":
+                await conv_store.put_participant(conn, conversation.id, p.id)
         if message is None:
             message = await store_note(fed, conn, note_doc, author, conversation_id=conversation.id)
             if message is None:
@@ -376,8 +383,22 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
     return DONE
 
 
+async def _owner_now(fed: Federation, container_uri: str, actor: sa.Row) -> bool:
+    """Whether the container's own hub now names ``actor`` its owner (the
+    customer claimed a bridged identity that owned it): asked of the
+    container's origin, never taken from the Add."""
+    try:
+        container = await discovery.fetch_object(fed, container_uri)
+    except Exception:  # unreachable or refused: the ownership stays as it was
+        return False
+    return docs.id_of(container.get("attributedTo")) == actor.uri and docs.same_origin(container_uri, actor.uri)
+
+
 async def _own(conn: Conn, conversation: sa.Row, owner: sa.Row) -> None:
-    await conv_store.put_participant(conn, conversation.id, owner.id, role="owner")
+    if conversation.owner_id not in (None, owner.id):
+        await conv_store.set_role(conn, conversation.id, conversation.owner_id, "participant")
+    if not await conv_store.put_participant(conn, conversation.id, owner.id, role="owner"):
+        await conv_store.set_role(conn, conversation.id, owner.id, "owner")
     if conversation.owner_id != owner.id:
         await conv_store.update_conversation(conn, conversation.id, {"owner_id": owner.id})
 

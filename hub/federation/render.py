@@ -61,7 +61,10 @@ AP_CONTENT_TYPE = "application/activity+json; charset=utf-8"
 def iso(when: dt.datetime | None) -> str | None:
     if when is None:
         return None
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Milliseconds, as Mastodon's own API does: messages written within one
+    # second keep their order on every hub that receives them.
+    when = when.astimezone(dt.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def dumps(doc: Any) -> bytes:

@@ -265,9 +265,22 @@ def _require_owner(acting: Acting, conversation: sa.Row) -> None:
 
 
 async def add_participant(hub: Hub, acting: Acting, conversation: sa.Row, target: sa.Row) -> None:
-    """The owner brings another actor (a second organization, say) into the conversation."""
+    """The owner brings another actor (a second organization, say) into the conversation.
+
+    While the owner is a bridged person nobody has claimed yet (a customer who
+    wrote by email), the conversation's local participants steward it: they
+    may bring others in, as the owner could. The claimed owner decides alone.
+    """
     acting.require("agent")
-    _require_owner(acting, conversation)
+    if conversation.owner_id != acting.actor.id and conversation.local:
+        async with hub.db.read() as conn:
+            owner = await actor_store.get_actor_by_id(conn, conversation.owner_id)
+            steward = (owner is not None and owner.bridge_network is not None
+                       and await conv_store.is_participant(conn, conversation.id, acting.actor.id))
+        if not steward:
+            _require_owner(acting, conversation)
+    else:
+        _require_owner(acting, conversation)
     if target.type == "Application":
         raise UsageError("the instance actor takes part in no conversation")
     async with hub.db.write() as conn:

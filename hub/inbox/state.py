@@ -250,6 +250,7 @@ async def show(hub: Hub, acting: Acting, conversation: sa.Row, *, mark_read: boo
         notes = [{"id": n.id, "author": n.author, "text": n.text, "created": iso(n.created_at)}
                  for n in await conv_store.list_notes(conn, conversation.id, acting.actor.id)]
         (item,) = await conversation_objects(conn, [row], acting)
+        item["networks"] = [{"network": k, "origin": v} for k, v in (await bridge_store.networks_of(conn, conversation.id)).items()]
         if mark_read and acting.account_id:
             await conv_store.mark_read(conn, row.id, acting.account_id, utcnow())
         await audit(conn, acting, "conversation.read", conversation_id=conversation.id)

@@ -75,6 +75,17 @@ async def put_participant(
     return (await conn.execute(stmt.on_conflict_do_nothing())).rowcount == 1
 
 
+async def latest_published(conn: Conn, conversation_id: str) -> dt.datetime | None:
+    stmt = sa.select(sa.func.max(messages.c.published_at)).where(messages.c.conversation_id == conversation_id)
+    return (await conn.execute(stmt)).scalar()
+
+
+async def set_role(conn: Conn, conversation_id: str, actor_id: str, role: str) -> None:
+    await conn.execute(sa.update(conversation_participants).where(
+        conversation_participants.c.conversation_id == conversation_id, conversation_participants.c.actor_id == actor_id,
+    ).values(role=role))
+
+
 async def list_participants(conn: Conn, conversation_id: str) -> list[sa.Row]:
     """Participants with what delivery and display need, owner first."""
     stmt = (
