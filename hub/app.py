@@ -55,7 +55,12 @@ def create_app(hub: Hub) -> web.Application:
     app = web.Application(client_max_size=hub.cfg.max_inbox_body + 1024)
     pages.setup(app, hub)
     from hub import api
+    from hub.bridges import api as bridge_api
 
+    bridge_api.setup(app, hub)  # before the API's catch-all
+    from hub import media
+
+    media.setup(app, hub)
     api.setup(app, hub)
     if hub.federation is not None:
         ap_routes.setup(app, hub.federation)

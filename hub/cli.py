@@ -314,6 +314,12 @@ def main(argv: list[str] | None = None) -> int:
             setup_logging(cfg)
             asyncio.run(serve(cfg) if args.command == "serve" else work(cfg))
             return 0
+        if args.command == "bridge" and args.bridge_command == "run":
+            from hub.app import setup_logging
+            from hub.bridges.api import run_external
+
+            setup_logging(cfg)
+            return asyncio.run(run_external(cfg, args))  # talks to its hub over HTTP: no database here
         from hub import commands
 
         return asyncio.run(commands.run(cfg, args))

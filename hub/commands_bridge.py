@@ -64,10 +64,6 @@ async def cmd_bridge(hub: Hub, args) -> int:
             if not await bridge_store.delete_bridge(conn, args.name):
                 raise NotFound(f"no bridge named {args.name!r}")
         print(f"removed bridge {args.name}")
-    elif sub == "run":
-        from hub.bridges import api as bridge_api
-
-        return await bridge_api.run_external(hub.cfg, args)
     return 0
 
 

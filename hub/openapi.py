@@ -223,6 +223,43 @@ def document(base_url: str) -> dict:
             "delete": _op("Remove a webhook (admin)", {"204": {"description": "removed"}},
                           params=[ACTOR, {"name": "webhook", "in": "path", "required": True, "schema": {"type": "string"}}]),
         },
+        # The bridge API: a bridge's own token (`roundtable bridge add`), not a login's.
+        "/bridge/items": {
+            "post": _op("A bridge run by an operator hands one inbound item, as its connector read it; stored and "
+                        "queued before the answer (bridge token)",
+                        {"202": _json({"type": "object", "properties": {"item": {"type": "string"}}})},
+                        body=_body({"raw_b64": {"type": "string", "description": "the raw item, kept as received"},
+                                    "sender": {"type": ["string", "null"]},
+                                    "recipients": {"type": "array", "items": {"type": "string"}},
+                                    "envelope": {"type": "object", "description": "the message (hub/bridges/base.py Envelope)"},
+                                    "rejected": {"type": "object", "description": "why it is no message (a bounce, an auto-reply)"}},
+                                   ["raw_b64"])),
+        },
+        "/bridge/state": {
+            "post": _op("A bridge reports its connection state, and where it takes sends (bridge token)",
+                        {"200": _json({"type": "object", "properties": {"name": {"type": "string"}, "state": {"type": "string"}}})},
+                        body=_body({"state": {"type": "string", "enum": ["connected", "disconnected", "bad_credentials",
+                                                                          "error", "stopped"]},
+                                    "detail": {"type": ["string", "null"]}, "url": {"type": "string"},
+                                    "capabilities": {"type": "object"}}, ["state"])),
+        },
+        "/bridge/recipients/{username}": {
+            "get": _op("Whether a local actor can be written to (bridge token)",
+                       {"200": _json({"type": "object", "properties": {"accepts": {"type": "boolean"}}})},
+                       params=[{"name": "username", "in": "path", "required": True, "schema": {"type": "string"}}]),
+        },
+        "/channels/{name}/inbound": {
+            "post": {**_op("A webhook channel's inbound message, signed with the channel's secret "
+                           "(X-Roundtable-Timestamp, X-Roundtable-Signature); no bearer token",
+                           {"202": _json({"type": "object", "properties": {"item": {"type": "string"}}})},
+                           params=[{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                           body=_body({"id": {"type": "string"}, "from": {"type": "object", "properties": {
+                               "id": {"type": "string"}, "name": {"type": "string"}}},
+                               "text": {"type": "string"}, "in_reply_to": {"type": "string"},
+                               "attachments": {"type": "array", "items": {"type": "object"}},
+                               "published": {"type": "string", "format": "date-time"}}, ["id", "from"])),
+                     "security": []},
+        },
     }
     return {
         "openapi": "3.1.0",

@@ -162,6 +162,8 @@ class OutboundAttachment:
     content_type: str
     path: str
     size: int
+    url: str | None = None
+    """Where the hub serves it (``/media/ID/FILENAME``)."""
 
 
 @dataclasses.dataclass(slots=True)

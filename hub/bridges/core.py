@@ -87,6 +87,24 @@ class Bridges:
     def add_connector(self, connector: Connector) -> None:
         self.connectors[connector.name] = connector
 
+    def connector_for(self, bridge: sa.Row) -> Connector | None:
+        """The connector running in this process for a bridge row: the built-in
+        ones, and webhook channels (made from their row, which may be newer
+        than this process)."""
+        if bridge.kind == "webhook":
+            from hub.bridges.webhook import WebhookConnector
+
+            settings = bridge.settings or {}
+            current = self.connectors.get(bridge.name)
+            key = (bridge.url, bridge.secret, settings.get("owner"), json.dumps(settings.get("capabilities"), sort_keys=True))
+            if current is None or getattr(current, "key", None) != key:
+                current = WebhookConnector(self.hub, bridge.name, url=bridge.url, secret=bridge.secret or "",
+                                           owner_username=settings.get("owner"), capabilities=settings.get("capabilities"))
+                current.key = key
+                self.connectors[bridge.name] = current
+            return current
+        return self.connectors.get(bridge.name)
+
     async def ensure_bridge_rows(self) -> None:
         """Every connector of this process has its row (name = network namespace)."""
         async with self.hub.db.write() as conn:
@@ -124,13 +142,16 @@ class Bridges:
     # --- in ---------------------------------------------------------------------------------------
 
     async def submit(self, bridge: str, raw: bytes, *, sender: str | None, recipients: list[str],
-                     envelope: Envelope | None = None) -> str:
-        """Store a raw inbound item and queue it (the edge's one durable step)."""
+                     envelope: Envelope | None = None, rejected: Rejected | None = None) -> str:
+        """Store a raw inbound item and queue it (the edge's one durable step).
+        A bridge in another process hands its connector's reading with it."""
         async with self.hub.db.write() as conn:
             item_id = await bridge_store.put_item(conn, bridge=bridge, raw=raw, sender=sender, recipients=recipients)
             payload = {"item_id": item_id}
             if envelope is not None:
                 payload["envelope"] = envelope.to_json()
+            elif rejected is not None:
+                payload["rejected"] = {k: getattr(rejected, k) for k in Rejected.__dataclass_fields__}
             await put_jobs(conn, [job_row("bridge.inbound", payload, dedupe_key=f"bridge.inbound:{item_id}")])
         self.hub.wake()
         return item_id
@@ -149,8 +170,10 @@ class Bridges:
         try:
             if job.payload.get("envelope"):
                 result: Envelope | Rejected = Envelope.from_json(job.payload["envelope"])
+            elif job.payload.get("rejected"):
+                result = Rejected(**job.payload["rejected"])
             else:
-                connector = self.connectors.get(item.bridge)
+                connector = self.connector_for(bridge)
                 if connector is None:
                     return Outcome("retry", error=f"the {item.bridge} bridge does not run in this process")
                 result = await connector.receive(bytes(item.raw), sender=item.sender, recipients=list(item.recipients or []))
@@ -162,7 +185,8 @@ class Bridges:
             await self._rejected(item, result)
             return DONE
         try:
-            status, flags, reason, message_id = await ingest(hub, item.bridge, result)
+            caps = _capabilities_of(bridge, self.connector_for(bridge))
+            status, flags, reason, message_id = await ingest(hub, item.bridge, result, threading=caps.get("threading", True))
         except HubError as exc:
             await self._mark(item_id, "flagged", ["refused"], exc.safe)
             return DONE
@@ -272,8 +296,9 @@ def _subject(subject: str | None) -> str | None:
     return text[:255] or None
 
 
-async def ingest(hub: Hub, network: str, env: Envelope) -> tuple[str, list[str], str | None, str | None]:
-    """Place one envelope; ``(item status, flags, reason, message id)``."""
+async def ingest(hub: Hub, network: str, env: Envelope, *, threading: bool = True) -> tuple[str, list[str], str | None, str | None]:
+    """Place one envelope; ``(item status, flags, reason, message id)``.
+    ``threading``: whether the network names what a message answers."""
     flags = list(env.flags)
     if env.hops > MAX_HOPS:
         return "flagged", flags + ["loop"], f"passed {env.hops} bridges: a loop", None
@@ -299,7 +324,7 @@ async def ingest(hub: Hub, network: str, env: Envelope) -> tuple[str, list[str],
             flags.append("unverified_claimed_identity")
         if not env.sender.authenticated and "unauthenticated" not in flags:
             flags.append("unauthenticated")
-        conversation, parent = await _find_conversation(conn, network, env, identity, author)
+        conversation, parent = await _find_conversation(conn, network, env, identity, author, threading)
         if conversation is not None and conversation.closed_at is not None:
             flags.append("after_close")
             conversation, parent = None, None
@@ -332,7 +357,8 @@ async def ingest(hub: Hub, network: str, env: Envelope) -> tuple[str, list[str],
     return "placed", flags, None, message.id
 
 
-async def _find_conversation(conn: Conn, network: str, env: Envelope, identity: sa.Row, author: sa.Row):
+async def _find_conversation(conn: Conn, network: str, env: Envelope, identity: sa.Row, author: sa.Row,
+                             threading: bool = True):
     """By what it replies to, then by the reply token; only a conversation the
     sender takes part in."""
 
@@ -358,6 +384,17 @@ async def _find_conversation(conn: Conn, network: str, env: Envelope, identity: 
         conversation = await scoped(token.conversation_id if token else None)
         if conversation is not None:
             return conversation, None
+    if not env.reply_to and not env.thread_token and not threading:
+        # A network without threads (SMS, most chat): the person's latest open
+        # conversation with the same recipient goes on.
+        for conversation_id in await bridge_store.open_channel_conversations(conn, identity.id):
+            conversation = await msg_store.get_conversation_by_id(conn, conversation_id)
+            if conversation is None or conversation.closed_at is not None:
+                continue
+            for username in env.recipients:
+                actor = await actor_store.get_local_actor(conn, username.lower())
+                if actor is not None and await conv_store.is_participant(conn, conversation_id, actor.id):
+                    return conversation, None
     return None, None
 
 
@@ -452,7 +489,7 @@ async def send(bridges: Bridges, p: dict) -> Outcome:
             return Outcome("failed", error=f"held: the conversation's owner has not allowed {identity.network} for it")
         if p["event"] == "create" and (message.deleted_at or message.removed_at):
             return Outcome("done", error="not sent: the message was withdrawn first")
-        outbound = await build_outbound(conn, hub, bridge, bridges.connectors.get(bridge.name), identity,
+        outbound = await build_outbound(conn, hub, bridge, bridges.connector_for(bridge), identity,
                                         conversation, message, p)
     remote_id = await deliver_outbound(bridges, bridge, outbound)
     async with hub.db.write() as conn:
@@ -474,7 +511,7 @@ def strip_leading_mentions(text: str) -> str:
 
 async def deliver_outbound(bridges: Bridges, bridge: sa.Row, outbound: Outbound) -> str:
     """Hand one send to its bridge: in this process, or the operator's over HTTP."""
-    connector = bridges.connectors.get(bridge.name)
+    connector = bridges.connector_for(bridge)
     if connector is not None:
         return await connector.send(outbound)
     if bridge.url:
@@ -527,9 +564,10 @@ async def build_outbound(conn: Conn, hub: Hub, bridge: sa.Row, connector: Connec
                 text = f"The message of {when} from {author_name} was {why}."
     rows = (await bridge_store.attachments_of(conn, [message.id]))[message.id]
     attachments = [OutboundAttachment(filename=a.filename, content_type=a.content_type,
-                                      path=str(media.path_of(hub.cfg, a.sha256)), size=a.size) for a in rows]
+                                      path=str(media.path_of(hub.cfg, a.sha256)), size=a.size,
+                                      url=media.url_of(hub.cfg, a.id, a.filename)) for a in rows]
     if attachments and not caps.get("attachments"):
-        links = "\n".join(f"- {a.filename}: {hub.cfg.base_url}/media/{r.id}/{a.filename}" for a, r in zip(attachments, rows, strict=True))
+        links = "\n".join(f"- {a.filename}: {a.url}" for a in attachments)
         text = f"{text}\n\nAttachments:\n{links}"
         attachments = []
     from hub import text as textmod
@@ -546,17 +584,17 @@ async def build_outbound(conn: Conn, hub: Hub, bridge: sa.Row, connector: Connec
 
 async def push_to_bridge(hub: Hub, bridge: sa.Row, outbound: Outbound) -> str:
     """Hand a send to a bridge running in another process (its ``/send``)."""
-    import hashlib
-    import hmac
-    import time
+    from hub.bridges.webhook import signed_headers
+    from hub.errors import FetchError
 
     body = json.dumps(outbound.to_json()).encode()
-    ts = str(int(time.time()))
-    sig = "sha256=" + hmac.new((bridge.secret or "").encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-    resp = await hub.http.request("POST", bridge.url.rstrip("/") + "/send", body=body, headers={
-        "Content-Type": "application/json", "X-Roundtable-Timestamp": ts, "X-Roundtable-Signature": sig,
-        "X-Roundtable-Txn": outbound.txn_id,
-    }, follow_redirects=False)
+    headers = signed_headers(bridge.secret or "", body)
+    headers["X-Roundtable-Txn"] = outbound.txn_id
+    try:
+        resp = await hub.http.request("POST", bridge.url.rstrip("/") + "/send", body=body, headers=headers,
+                                      follow_redirects=False)
+    except FetchError as exc:
+        raise SendError(f"cannot reach the {bridge.name} bridge: {exc}") from None
     if 200 <= resp.status < 300:
         try:
             remote_id = json.loads(resp.body)["remote_id"]

@@ -21,10 +21,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from urllib.parse import quote
 
 import sqlalchemy as sa
 
+from hub import media
 from hub.context import Hub
 from hub.errors import NotFound, UsageError
 from hub.inbox import webhooks
@@ -244,7 +244,7 @@ async def show(hub: Hub, acting: Acting, conversation: sa.Row, *, mark_read: boo
                 "in_reply_to": m.in_reply_to_uri,
                 "flags": list(m.flags or []),
                 "attachments": [{"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
-                                 "url": f"{hub.cfg.base_url}/media/{a.id}/{quote(a.filename)}"} for a in files.get(m.id, [])],
+                                 "url": media.url_of(hub.cfg, a.id, a.filename)} for a in files.get(m.id, [])],
                 "delivery": await _deliveries(conn, hub, conversation, m, participants) if m.actor_id == acting.actor.id else None,
             })
         notes = [{"id": n.id, "author": n.author, "text": n.text, "created": iso(n.created_at)}

@@ -223,6 +223,20 @@ async def add_channel(conn: Conn, conversation_id: str, identity_id: str) -> Non
     ])
 
 
+async def open_channel_conversations(conn: Conn, identity_id: str) -> list[str]:
+    """Conversations an identity is a channel of, most recently active first."""
+    from hub.store.schema import conversations
+
+    stmt = (
+        sa.select(conversation_channels.c.conversation_id)
+        .join(conversations, conversations.c.id == conversation_channels.c.conversation_id)
+        .where(conversation_channels.c.identity_id == identity_id, conversations.c.closed_at.is_(None))
+        .order_by(conversations.c.last_message_at.desc())
+        .limit(20)
+    )
+    return [c for (c,) in await conn.execute(stmt)]
+
+
 async def is_channel(conn: Conn, conversation_id: str, identity_id: str) -> bool:
     stmt = sa.select(conversation_channels.c.identity_id).where(
         conversation_channels.c.conversation_id == conversation_id, conversation_channels.c.identity_id == identity_id
