@@ -110,9 +110,8 @@ async def cmd_inbox(hub: Hub, args) -> int:
 
 async def cmd_conversation(hub: Hub, args) -> int:
     acting = await _acting(hub, args)
-    fed = hub.federation
     if args.conversation_command == "start":
-        targets = [await discovery.resolve_handle(fed, h) for h in [args.handle, *args.to]]
+        targets = [await hub.resolve_handle(h) for h in [args.handle, *args.to]]
         conversation, message = await conversations.start(hub, acting, targets, args.text, subject=args.subject)
         if args.json:
             print_json({"conversation": conversation.uri, "id": conversation.id, "message": message.uri})
@@ -127,7 +126,7 @@ async def cmd_conversation(hub: Hub, args) -> int:
         message = await conversations.reply(hub, acting, conversation, text, in_reply_to_uri=args.reply_to)
         print(message.uri)
     elif args.conversation_command == "add":
-        target = await discovery.resolve_handle(fed, args.handle)
+        target = await hub.resolve_handle(args.handle)
         await conversations.add_participant(hub, acting, conversation, target)
         print(f"added {target.uri} to {conversation.uri}")
     elif args.conversation_command in ("allow", "deny"):

@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 MAX_HOPS = 3
 """An item that has passed more bridges than this is a loop."""
 PUPPET_SEPARATOR = "__"
+BRIDGED_REF = re.compile(r"^([a-zA-Z][a-zA-Z0-9]{1,19}):(?!//)(.+)$")
+EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
 def _capabilities_of(bridge: sa.Row, connector: Connector | None) -> dict[str, bool]:
@@ -82,7 +84,35 @@ class Bridges:
         hub.registry.register("bridge.inbound", self.handle_inbound)
         hub.registry.register("bridge.send", self.handle_send)
         hub.message_hooks.append(on_message)
+        self._resolve_handle = hub.resolve_handle
+        hub.resolve_handle = self.resolve
         return self
+
+    async def resolve(self, ref: str) -> sa.Row:
+        """A handle or URI, or a person on a bridged network: ``mailto:carol@example.com``,
+        ``email:carol@example.com``, ``BRIDGE:REMOTE_ID`` (their bridged actor, made if new)."""
+        m = BRIDGED_REF.match(ref.strip())
+        if m is None or m.group(1).lower() in ("http", "https", "acct"):
+            if self._resolve_handle is None:
+                raise UsageError(f"cannot resolve {ref!r} without federation")
+            return await self._resolve_handle(ref)
+        network = "email" if m.group(1).lower() == "mailto" else m.group(1).lower()
+        remote_id = m.group(2).strip()
+        async with self.hub.db.read() as conn:
+            bridge = await bridge_store.get_bridge(conn, network)
+        if bridge is None:
+            raise UsageError(f"no bridge named {network!r} on this hub")
+        from hub.bridges.claims import normalise
+
+        remote_id = normalise(network, remote_id)
+        if network == "email" and not EMAIL.match(remote_id):
+            raise UsageError(f"not an email address: {remote_id!r}")
+        async with self.hub.db.read() as conn:
+            identity = await bridge_store.get_identity(conn, network, remote_id)
+        keys = await _new_keys() if identity is None else None
+        async with self.hub.db.write() as conn:
+            identity = await ensure_identity(conn, self.hub, network, remote_id, None, keys)
+            return await actor_store.get_actor_by_id(conn, identity.claimed_actor_id or identity.actor_id)
 
     def add_connector(self, connector: Connector) -> None:
         self.connectors[connector.name] = connector

@@ -226,6 +226,9 @@ async def start(hub: Hub, acting: Acting, targets: list[sa.Row], text: str, *, s
         for actor in (acting.actor, *targets):
             await conv_store.put_participant(conn, conv_id, actor.id, role="owner" if actor.id == owner.id else "participant",
                                              added_by_id=acting.actor.id)
+        for t in targets:
+            if t.bridge_network:  # a person on another network: written to there, a network allowed by starting so
+                await _add_channel(conn, conv_id, t, origin=True)
         conversation = await msg_store.get_conversation_by_id(conn, conv_id)
         participants = await conv_store.list_participants(conn, conv_id)
         message = await _post(conn, hub, acting, conversation, text, in_reply_to=None, participants=participants)
@@ -264,6 +267,17 @@ def _require_owner(acting: Acting, conversation: sa.Row) -> None:
         raise Forbidden("the conversation is kept by another hub")
 
 
+async def _add_channel(conn, conversation_id: str, puppet: sa.Row, *, origin: bool) -> None:
+    from hub.store import bridges as bridge_store
+
+    identity = await bridge_store.get_identity_of_puppet(conn, puppet.id)
+    if identity is None:
+        return
+    await bridge_store.add_channel(conn, conversation_id, identity.id)
+    if origin:
+        await bridge_store.allow_network(conn, conversation_id, identity.network, origin=True)
+
+
 async def add_participant(hub: Hub, acting: Acting, conversation: sa.Row, target: sa.Row) -> None:
     """The owner brings another actor (a second organization, say) into the conversation.
 
@@ -287,7 +301,10 @@ async def add_participant(hub: Hub, acting: Acting, conversation: sa.Row, target
         added = await conv_store.put_participant(conn, conversation.id, target.id, added_by_id=acting.actor.id)
         if not added:
             return
-        if target.local and not target.bridge_network:
+        if target.bridge_network:
+            # written to on their network, once its owner allows that network here
+            await _add_channel(conn, conversation.id, target, origin=False)
+        elif target.local:
             await conv_store.ensure_state(conn, conversation.id, target.id, at=utcnow())
         else:
             await queue_publish(conn, "backfill", conversation_id=conversation.id, actor_id=target.id)

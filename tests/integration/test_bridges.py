@@ -1,0 +1,410 @@
+"""Bridges around the hub: writing first to an email address, consent per
+network, webhook channels over real HTTP, the SMTP listener refusing bad
+input, attachments, and a bridge run as its own process over the bridge API."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import email
+import email.policy
+import email.utils
+import json
+import os
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiosmtpd.controller import Controller
+
+from hub import actors
+from hub.bridges import api as bridge_api
+from hub.bridges import core as bridge_core
+from hub.bridges import webhook
+from hub.bridges.email import EmailConnector
+from hub.bridges.memory import MemoryConnector
+from hub.errors import UsageError
+from hub.inbox import access, conversations, state
+from hub.store import bridges as bridge_store
+from tests.helpers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Provider:
+    def __init__(self):
+        self.got: list[tuple[str, list[str], EmailMessage]] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.got.append((envelope.mail_from, list(envelope.rcpt_tos),
+                             email.message_from_bytes(envelope.original_content, policy=email.policy.default)))
+        return "250 OK"
+
+
+@pytest.fixture
+async def provider():
+    p = Provider()
+    c = Controller(p, hostname="127.0.0.1", port=free_port())
+    c.start()
+    yield p, c.port
+    c.stop()
+
+
+@pytest.fixture
+async def mail(served_hub, provider):
+    """The hub's email connector, listening on a free port and relaying to the provider."""
+    hub = served_hub
+    _p, port = provider
+    cfg = dataclasses.replace(hub.cfg, smtp_relay=f"127.0.0.1:{port}", smtp_listen=f"127.0.0.1:{free_port()}",
+                              max_mail_bytes=200_000, max_attachment_bytes=50_000)
+    hub.bridges.connectors.clear()
+    connector = EmailConnector(cfg)
+    hub.bridges.add_connector(connector)
+    await hub.bridges.start()
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    yield connector, int(cfg.smtp_listen.rsplit(":", 1)[1])
+    await hub.bridges.stop()
+
+
+async def inbox_of(hub, username):
+    acting = await access.acting_as(hub, username)
+    items, _ = await state.list_conversations(hub, acting)
+    return acting, items
+
+
+async def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def smtp_send(port: int, data: bytes, mail_from: str, to: list[str]):
+    data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # SMTP lines end in CRLF
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        return s.sendmail(mail_from, to, data)
+
+
+async def test_an_organization_writes_first_to_an_email_address(served_hub, mail, provider):
+    hub = served_hub
+    box, _port = provider
+    _connector, smtp_port = mail
+    acting = await access.acting_as(hub, "acme")
+    dan = await hub.resolve_handle("mailto:Dan@Customer.test")
+    assert dan.bridge_network == "email" and "@" not in dan.username
+    conversation, _m = await conversations.start(hub, acting, [dan], "Your repair is done.", subject="Repair 77")
+    await hub.runner.drain()
+    ((mail_from, rcpts, got),) = box.got
+    assert rcpts == ["dan@customer.test"] and got["Subject"] == "Repair 77"
+    assert mail_from.startswith("bounces+")
+    async with hub.db.read() as conn:
+        assert await bridge_store.networks_of(conn, conversation.id) == {"email": True}
+    view = await state.show(hub, acting, conversation)
+    assert view["conversation"]["owner"] == dan.uri  # the customer owns it, even when written to first
+
+    answer = EmailMessage()
+    answer["From"] = "Dan <dan@customer.test>"
+    answer["To"] = got["From"]
+    answer["Subject"] = "Re: Repair 77"
+    answer["Message-ID"] = "<dan-1@customer.test>"
+    answer["In-Reply-To"] = got["Message-ID"]
+    answer.set_content("Great, I will pick it up.")
+    await asyncio.to_thread(smtp_send, smtp_port, answer.as_bytes(), "dan@customer.test",
+                            [email.utils.parseaddr(got["From"])[1]])
+    await wait_for(lambda: _placed(hub))
+    await hub.runner.drain()
+    _acting, items = await inbox_of(hub, "acme")
+    assert len(items) == 1
+    assert (await state.show(hub, acting, conversation))["messages"][-1]["text"].strip() == "Great, I will pick it up."
+
+
+async def _placed(hub):
+    await hub.runner.drain()
+    async with hub.db.read() as conn:
+        return [i for i in await bridge_store.list_items(conn) if i.status != "queued"]
+
+
+async def test_nothing_goes_to_a_network_the_owner_has_not_allowed(served_hub):
+    hub = served_hub
+    hub.bridges.connectors.clear()
+    memory = MemoryConnector("chat")
+    hub.bridges.add_connector(memory)
+    await hub.bridges.ensure_bridge_rows()
+    alice = await actors.create_local_actor(hub, "alice", kind="person", name="Alice")
+    acme = await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    as_alice, as_acme = await access.acting_as(hub, "alice"), await access.acting_as(hub, "acme")
+    conversation, _m = await conversations.start(hub, as_alice, [acme], "Hello Acme")
+    assert conversation.owner_id == alice.id
+    bob = await hub.resolve_handle("chat:bob")
+    with pytest.raises(Exception, match="owner"):
+        await conversations.add_participant(hub, as_acme, conversation, bob)  # only the owner brings people in
+    await conversations.add_participant(hub, as_alice, conversation, bob)
+    held = await conversations.reply(hub, as_acme, conversation, "Hello both")
+    await hub.runner.drain(raise_errors=False)
+    assert memory.outbox == []  # held: Alice has not allowed the chat network for this conversation
+    view = await state.show(hub, as_acme, conversation)
+    (d,) = [d for m in view["messages"] if m["uri"] == held.uri for d in m["delivery"] if d.get("network")]
+    assert d["state"] == "failed-permanent" and "not allowed" in d["last_error"]
+    with pytest.raises(UsageError):
+        await bridge_core.set_network_allowed(hub, as_acme, conversation, "chat", True)  # not Acme's to decide
+    await bridge_core.set_network_allowed(hub, as_alice, conversation, "chat", True)
+    await conversations.reply(hub, as_acme, conversation, "Now you can hear us")
+    await hub.runner.drain()
+    assert [o.text for _r, o in memory.outbox] == ["Now you can hear us"]
+    assert memory.outbox[0][1].from_name == "Acme"
+    # Alice's own message says it is hers; a relay would say who wrote it
+    await conversations.reply(hub, as_alice, conversation, "Thanks")
+    await hub.runner.drain()
+    assert memory.outbox[1][1].text == "Thanks" and memory.outbox[1][1].from_username == "alice"
+    await bridge_core.set_network_allowed(hub, as_alice, conversation, "chat", False)
+    await conversations.reply(hub, as_acme, conversation, "Silence")
+    await hub.runner.drain(raise_errors=False)
+    assert len(memory.outbox) == 2
+
+
+# --- webhook channels over HTTP ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def sms(served_hub):
+    hub = served_hub
+    hub.bridges.connectors.clear()
+    got: list[dict] = []
+    answers: list[int] = []
+
+    async def provider(request):
+        body = await request.read()
+        assert webhook.verify(secret["value"], request.headers, body) is None
+        status = answers.pop(0) if answers else 200
+        if status != 200:
+            return web.json_response({"error": "try later"}, status=status)
+        data = json.loads(body)
+        got.append(data)
+        return web.json_response({"id": f"SM{len(got)}"})
+
+    app = web.Application()
+    app.router.add_post("/out", provider)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    created = await bridge_api.create_bridge(hub, "sms", kind="webhook", url=f"http://127.0.0.1:{port}/out",
+                                             owner="acme", capabilities=[])
+    secret = {"value": created["secret"]}
+    yield hub, created, got, answers
+    await runner.cleanup()
+
+
+async def post_signed(session, url, payload, secret, *, ts=None, sig=None):
+    body = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+    headers = webhook.signed_headers(secret, body)
+    if ts is not None:
+        headers["X-Roundtable-Timestamp"] = ts
+        headers["X-Roundtable-Signature"] = webhook.signature(secret, ts, body)
+    if sig is not None:
+        headers["X-Roundtable-Signature"] = sig
+    async with session.post(url, data=body, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_a_webhook_channel_takes_signed_json_and_refuses_the_rest(sms, session):
+    hub, created, got, answers = sms
+    url, secret = created["inbound_url"], created["secret"]
+    good = {"id": "SM-in-1", "from": {"id": "+4915100000001", "name": "Carol"}, "text": "Is my parcel coming?"}
+    status, body = await post_signed(session, url, good, secret, sig="sha256=" + "0" * 64)
+    assert status == 401 and "signature" in body["error"]
+    status, body = await post_signed(session, url, good, secret, ts=str(int(time.time()) - 3600))
+    assert status == 401 and "old" in body["error"]
+    status, body = await post_signed(session, url, {"id": "x", "text": "no sender"}, secret)
+    assert status == 400 and "from.id" in body["error"]
+    status, body = await post_signed(session, url, b"{not json", secret)
+    assert status == 400
+    async with session.post(url, data=json.dumps(good)) as resp:
+        assert resp.status == 401
+    async with hub.db.read() as conn:
+        assert await bridge_store.list_items(conn) == []  # nothing refused was stored
+
+    status, body = await post_signed(session, url, good, secret)
+    assert status == 202 and body["item"]
+    await hub.runner.drain()
+    acting, items = await inbox_of(hub, "acme")
+    assert len(items) == 1
+    conversation = await conversations.get_conversation(hub, items[0]["id"])
+    # SMS has no threads: the next message from the same number goes on in the same conversation
+    status, _ = await post_signed(session, url, {**good, "id": "SM-in-2", "text": "Hello?"}, secret)
+    await hub.runner.drain()
+    _acting, items = await inbox_of(hub, "acme")
+    assert len(items) == 1 and len((await state.show(hub, acting, conversation))["messages"]) == 2
+
+    # out: signed POSTs, retried after a provider error, state shown
+    answers.extend([503])
+    message = await conversations.reply(hub, acting, conversation, "Yes, tomorrow.")
+    await hub.runner.drain(raise_errors=False)
+    view = await state.show(hub, acting, conversation)
+    (d,) = [d for m in view["messages"] if m["uri"] == message.uri for d in m["delivery"] if d.get("network")]
+    assert d["state"] == "failed-retriable" and "503" in d["last_error"]
+    await asyncio.sleep(0.5)
+    await hub.runner.drain()
+    (sent,) = got
+    assert sent["to"] == {"id": "+4915100000001", "name": "Carol"} and sent["text"] == "Yes, tomorrow."
+    assert sent["in_reply_to"] == "SM-in-2" and sent["from"]["username"] == "acme"
+    view = await state.show(hub, acting, conversation)
+    (d,) = [d for m in view["messages"] if m["uri"] == message.uri for d in m["delivery"] if d.get("network")]
+    assert d["state"] == "sent"
+
+
+# --- the SMTP listener ----------------------------------------------------------------------------------
+
+
+async def test_the_smtp_listener_refuses_what_it_cannot_take_and_keeps_the_rest(served_hub, mail):
+    hub = served_hub
+    _connector, port = mail
+
+    def dialogue():
+        out = {}
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+            s.ehlo("client.test")
+            out["size"] = s.esmtp_features.get("size")
+            s.mail("x@customer.test")
+            out["unknown"] = s.rcpt("nobody@" + hub.cfg.mail_domain)
+            out["relay"] = s.rcpt("acme@example.org")
+            out["ok"] = s.rcpt("acme@" + hub.cfg.mail_domain)
+            out["big"] = s.data(b"From: x@customer.test\r\nSubject: big\r\n\r\n" + (b"a" * 98 + b"\r\n") * 2500)
+        return out
+
+    out = await asyncio.to_thread(dialogue)
+    assert out["size"] == "200000"
+    assert out["unknown"][0] == 550 and out["relay"][0] == 550 and out["ok"][0] == 250
+    assert out["big"][0] == 552
+    # broken MIME and a wrong charset: taken, kept raw, readable
+    raw = (b"From: Zoe <zoe@customer.test>\r\nTo: acme@" + hub.cfg.mail_domain.encode() + b"\r\nSubject: =?bogus?Q?x?=\r\n"
+           b"Message-ID: <zoe-1@customer.test>\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/alternative; boundary=\"BOUND\"\r\n\r\n--BOUND\r\n"
+           b"Content-Type: text/plain; charset=utf8x\r\nContent-Transfer-Encoding: base64\r\n\r\nSGVsbG8gd29ybGQ\r\n")
+    await asyncio.to_thread(smtp_send, port, raw, "zoe@customer.test", ["acme@" + hub.cfg.mail_domain])
+    (item,) = await wait_for(lambda: _placed(hub))
+    async with hub.db.read() as conn:
+        stored = await bridge_store.get_item(conn, item.id)
+    assert bytes(stored.raw) == raw  # kept exactly as received
+    assert item.status in ("placed", "flagged")
+    if item.status == "placed":
+        acting, items = await inbox_of(hub, "acme")
+        view = await state.show(hub, acting, await conversations.get_conversation(hub, items[0]["id"]))
+        assert "Hello world" in view["messages"][0]["text"]
+
+
+async def test_attachments_are_kept_and_served(served_hub, mail, session):
+    hub = served_hub
+    _connector, port = mail
+    msg = EmailMessage()
+    msg["From"] = "Carol <carol@customer.test>"
+    msg["To"] = "acme@" + hub.cfg.mail_domain
+    msg["Subject"] = "Photo"
+    msg["Message-ID"] = "<photo-1@customer.test>"
+    msg.set_content("The broken part.")
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(2000)
+    msg.add_attachment(png, maintype="image", subtype="png", filename="part.png")
+    msg.add_attachment(b"<script>alert(1)</script>", maintype="text", subtype="html", filename="x.html")
+    msg.add_attachment(os.urandom(60_000), maintype="application", subtype="octet-stream", filename="big.bin")
+    await asyncio.to_thread(smtp_send, port, msg.as_bytes(), "carol@customer.test", ["acme@" + hub.cfg.mail_domain])
+    await wait_for(lambda: _placed(hub))
+    acting, items = await inbox_of(hub, "acme")
+    view = await state.show(hub, acting, await conversations.get_conversation(hub, items[0]["id"]))
+    (m,) = view["messages"]
+    files = {a["filename"]: a for a in m["attachments"]}
+    assert set(files) == {"part.png", "x.html"}  # the one over max_attachment_bytes is dropped...
+    assert "attachment_dropped" in m["flags"]  # ...and says so
+    async with session.get(files["part.png"]["url"]) as resp:
+        assert resp.status == 200 and await resp.read() == png
+        assert resp.headers["Content-Type"] == "image/png" and resp.headers["X-Content-Type-Options"] == "nosniff"
+    async with session.get(files["x.html"]["url"]) as resp:  # never rendered as a page of ours
+        assert resp.headers["Content-Type"] == "application/octet-stream"
+        assert resp.headers["Content-Disposition"].startswith("attachment")
+    async with session.get(hub.cfg.base_url + "/media/01aaaaaaaaaaaaaaaaaaaaaaaa/x.png") as resp:
+        assert resp.status == 404
+
+
+async def test_bridge_state_is_stored_and_listed(served_hub, mail):
+    hub = served_hub
+    async with hub.db.read() as conn:
+        row = await bridge_store.get_bridge(conn, "email")
+    assert row.state == "connected" and "listening" in row.state_detail
+    await hub.bridges.stop()
+    async with hub.db.read() as conn:
+        assert (await bridge_store.get_bridge(conn, "email")).state == "stopped"
+
+
+# --- a bridge in its own process ------------------------------------------------------------------------
+
+
+async def test_a_bridge_run_by_an_operator_in_its_own_process(served_hub, provider, session):
+    hub = served_hub
+    box, relay_port = provider
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    created = await bridge_api.create_bridge(hub, "opsmail", kind="external", url=None, owner=None, capabilities=[])
+    assert created["token"].startswith("rtb_")
+    # the bridge API refuses anyone without the token
+    async with session.post(hub.cfg.base_url + "/api/roundtable/v1/bridge/items", json={}) as resp:
+        assert resp.status == 401
+    smtp_port, send_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROUNDTABLE_")}
+    env.update({
+        "ROUNDTABLE_DEV": "1", "ROUNDTABLE_DOMAIN": "bridge.localhost", "ROUNDTABLE_MAIL_DOMAIN": hub.cfg.mail_domain,
+        "ROUNDTABLE_DATA": str(hub.cfg.data / "bridge"), "ROUNDTABLE_SMTP_LISTEN": f"127.0.0.1:{smtp_port}",
+        "ROUNDTABLE_SMTP_RELAY": f"127.0.0.1:{relay_port}", "ROUNDTABLE_BRIDGE_TOKEN": created["token"],
+        "ROUNDTABLE_BRIDGE_SECRET": created["secret"],
+    })
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "bridge", "run", "opsmail", "--hub", hub.cfg.base_url,
+                             "--listen", f"127.0.0.1:{send_port}"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        async def connected():
+            async with hub.db.read() as conn:
+                row = await bridge_store.get_bridge(conn, "opsmail")
+            if proc.poll() is not None:
+                raise AssertionError(proc.stdout.read().decode())
+            return row.state == "connected" and row.url and "listening" in (row.state_detail or "") and row
+
+        row = await wait_for(connected, timeout=20)
+        assert row.url == f"http://127.0.0.1:{send_port}"
+        msg = EmailMessage()
+        msg["From"] = "Erin <erin@customer.test>"
+        msg["To"] = "acme@" + hub.cfg.mail_domain
+        msg["Subject"] = "Via the operator's bridge"
+        msg["Message-ID"] = "<erin-1@customer.test>"
+        msg.set_content("Hello through another process.")
+        await asyncio.to_thread(smtp_send, smtp_port, msg.as_bytes(), "erin@customer.test", ["acme@" + hub.cfg.mail_domain])
+        await wait_for(lambda: _placed(hub), timeout=20)
+        acting, items = await inbox_of(hub, "acme")
+        conversation = await conversations.get_conversation(hub, items[0]["id"])
+        view = await state.show(hub, acting, conversation)
+        (m,) = view["messages"]
+        assert m["network"] == "opsmail" and "another process" in m["text"]
+        async with hub.db.read() as conn:
+            identity = await bridge_store.get_identity(conn, "opsmail", "erin@customer.test")
+        assert identity is not None  # in the bridge's own namespace
+        await conversations.reply(hub, acting, conversation, "Answered through the operator's bridge.")
+
+        async def sent():
+            await hub.runner.drain(raise_errors=False)
+            return box.got
+
+        ((_f, rcpts, got),) = await wait_for(sent, timeout=20)
+        assert rcpts == ["erin@customer.test"] and got["In-Reply-To"] == "<erin-1@customer.test>"
+        view = await state.show(hub, acting, conversation)
+        assert [d["state"] for m in view["messages"] for d in (m["delivery"] or []) if d.get("network")] == ["sent"]
+    finally:
+        proc.terminate()  # it reports "stopped" to the hub, which answers on this event loop
+        await asyncio.to_thread(proc.wait, 10)
