@@ -148,6 +148,8 @@ def test_a_customer_on_email_and_an_organization_share_one_thread_the_customer_o
     assert "@" not in owner_uri.rsplit("/", 1)[1]  # the address is never published in the actor's URI
 
     # 2. an agent replies from the hub; it arrives as mail, threaded
+    marker = unique("PRIVATE-mail-note-")
+    mail.cli("inbox", "set", acme, conv, "--note", f"{marker} customer sounds upset", "--member", dana)
     reply = mail.cli("conversation", "reply", acme, conv, "Sorry! A new kettle is on its way.", "--member", dana).strip()
     (got,) = wait_until(lambda: box.to(carol), message="the reply to reach the customer's provider")
     assert got["In-Reply-To"] == first["Message-ID"]
@@ -186,6 +188,12 @@ def test_a_customer_on_email_and_an_organization_share_one_thread_the_customer_o
                          timeout=30, message="the fediverse reply to reach the customer by mail")
     assert "via Acme" in relayed[0]["From"]  # says who really wrote it
     assert "Frank" in relayed[0].get_body(("plain",)).get_content()
+
+    # the private note never left: not in any mail, not on the other hub
+    assert all(marker not in m.as_string() for _f, _r, m in box.messages)
+    for table, column in (("activities", "raw"), ("messages", "content_text"), ("jobs", "payload")):
+        assert fedi.sql(f"SELECT count(*) FROM {table} WHERE {column} LIKE '%{marker}%'") == [(0,)], table
+    assert mail.sql(f"SELECT count(*) FROM jobs WHERE kind = 'bridge.send' AND payload LIKE '%{marker}%'") == [(0,)]
 
     # 5. the customer claims the address from their account: the conversation is theirs
     mail.cli("actor", "add", carol_acct, "--kind", "person", "--name", "Carol")

@@ -7,3 +7,5 @@ from tests.integration.test_inbox import *  # noqa: F401,F403
 from tests.integration.test_inbox_api import *  # noqa: F401,F403
 from tests.integration.test_inbox_symmetry import *  # noqa: F401,F403
 from tests.integration.test_routes import *  # noqa: F401,F403
+from tests.integration.test_bridge_contract import *  # noqa: F401,F403
+from tests.integration.test_bridges import *  # noqa: F401,F403
