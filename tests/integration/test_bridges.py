@@ -408,3 +408,45 @@ async def test_a_bridge_run_by_an_operator_in_its_own_process(served_hub, provid
     finally:
         proc.terminate()  # it reports "stopped" to the hub, which answers on this event loop
         await asyncio.to_thread(proc.wait, 10)
+
+
+async def test_behind_an_mta_the_listener_speaks_lmtp(served_hub, provider):
+    hub = served_hub
+    _box, relay_port = provider
+    cfg = dataclasses.replace(hub.cfg, smtp_relay=f"127.0.0.1:{relay_port}", smtp_listen=f"127.0.0.1:{free_port()}",
+                              lmtp=True)
+    hub.bridges.connectors.clear()
+    hub.bridges.add_connector(EmailConnector(cfg))
+    await hub.bridges.start()
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    await actors.create_local_actor(hub, "shop", kind="organization", name="Shop")
+    port = int(cfg.smtp_listen.rsplit(":", 1)[1])
+    msg = EmailMessage()
+    msg["From"] = "Carol <carol@customer.test>"
+    msg["To"] = f"acme@{cfg.mail_domain}, shop@{cfg.mail_domain}"
+    msg["Subject"] = "To both"
+    msg["Message-ID"] = "<both-1@customer.test>"
+    msg.set_content("Hello both.")
+
+    def deliver():
+        with smtplib.LMTP("127.0.0.1", port, timeout=10) as s:
+            s.ehlo_or_helo_if_needed()
+            s.mail("carol@customer.test")
+            for rcpt in ("acme", "shop"):
+                assert s.rcpt(f"{rcpt}@{cfg.mail_domain}")[0] == 250
+            s.putcmd("data")
+            code, _ = s.getreply()
+            assert code == 354
+            s.send(msg.as_bytes(policy=email.policy.SMTP) + b".\r\n")
+            return [s.getreply() for _ in range(2)]  # one answer per recipient
+
+    replies = await asyncio.to_thread(deliver)
+    assert [code for code, _ in replies] == [250, 250]
+    try:
+        await wait_for(lambda: _placed(hub))
+        for org in ("acme", "shop"):
+            _acting, items = await inbox_of(hub, org)
+            assert len(items) == 1  # one conversation with both organizations in it
+        assert items[0]["subject"] == "To both" and len(items[0]["participants"]) == 3
+    finally:
+        await hub.bridges.stop()

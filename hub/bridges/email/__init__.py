@@ -164,6 +164,14 @@ class _Handler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8", errors="surrogateescape")
+        status = await self._data(raw, envelope)
+        if isinstance(server, LMTP):
+            # LMTP answers DATA once per accepted recipient (RFC 2033 4.2); the
+            # item is stored once for all of them, so they share one fate.
+            return "\r\n".join([status] * max(1, len(envelope.rcpt_tos)))
+        return status
+
+    async def _data(self, raw: bytes, envelope: SmtpEnvelope) -> str:
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
         if not headers.get("From"):
             return "550 5.6.0 The message has no From header"
