@@ -282,6 +282,63 @@ async def delete_webhook(request, hub, _account, acting):
     return web.Response(status=204)
 
 
+async def list_channels(request, hub, _account, acting):
+    from hub.bridges import api as bridge_api
+
+    return web.json_response({"items": await bridge_api.channels_of(hub, acting)})
+
+
+async def create_channel(request, hub, _account, acting):
+    from hub.bridges import api as bridge_api
+
+    data = await _body(request)
+    acting.require("admin")
+    created = await bridge_api.create_bridge(hub, _str(data, "name", required=True), kind="webhook",
+                                             url=_str(data, "url", required=True), owner=acting.actor.username,
+                                             capabilities=_str_list(data, "capabilities"))
+    return web.json_response(created, status=201)
+
+
+async def delete_channel(request, hub, _account, acting):
+    from hub.bridges import api as bridge_api
+
+    await bridge_api.remove_channel(hub, acting, request.match_info["name"])
+    return web.Response(status=204)
+
+
+async def set_network(request, hub, _account, acting):
+    from hub.bridges.core import set_network_allowed
+
+    conversation = await _conversation_for(hub, acting, request.match_info["conversation"])
+    networks = await set_network_allowed(hub, acting, conversation, request.match_info["network"],
+                                         request.method == "PUT")
+    return web.json_response({"networks": [{"network": k, "origin": v} for k, v in networks.items()]})
+
+
+async def list_identities(request, hub, _account, acting):
+    from hub.bridges import claims
+
+    acting.require("admin")
+    return web.json_response({"items": await claims.list_claimed(hub, acting)})
+
+
+async def claim_identity(request, hub, _account, acting):
+    from hub.bridges import claims
+
+    data = await _body(request)
+    out = await claims.start(hub, acting, _str(data, "network", required=True), _str(data, "remote_id", required=True))
+    return web.json_response(out, status=202)
+
+
+async def confirm_identity(request, hub, _account, acting):
+    from hub.bridges import claims
+
+    data = await _body(request)
+    out = await claims.confirm(hub, acting, _str(data, "network", required=True), _str(data, "remote_id", required=True),
+                               _str(data, "code", required=True))
+    return web.json_response(out)
+
+
 async def openapi(request: web.Request) -> web.Response:
     from hub.openapi import document
 
@@ -313,6 +370,14 @@ ROUTES = [
     ("GET", "/actors/{actor}/webhooks", list_webhooks),
     ("POST", "/actors/{actor}/webhooks", create_webhook),
     ("DELETE", "/actors/{actor}/webhooks/{webhook}", delete_webhook),
+    ("GET", "/actors/{actor}/channels", list_channels),
+    ("POST", "/actors/{actor}/channels", create_channel),
+    ("DELETE", "/actors/{actor}/channels/{name}", delete_channel),
+    ("PUT", "/actors/{actor}/conversations/{conversation}/networks/{network}", set_network),
+    ("DELETE", "/actors/{actor}/conversations/{conversation}/networks/{network}", set_network),
+    ("GET", "/actors/{actor}/identities", list_identities),
+    ("POST", "/actors/{actor}/identities", claim_identity),
+    ("POST", "/actors/{actor}/identities/confirm", confirm_identity),
 ]
 
 

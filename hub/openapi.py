@@ -223,6 +223,42 @@ def document(base_url: str) -> dict:
             "delete": _op("Remove a webhook (admin)", {"204": {"description": "removed"}},
                           params=[ACTOR, {"name": "webhook", "in": "path", "required": True, "schema": {"type": "string"}}]),
         },
+        "/actors/{actor}/channels": {
+            "get": _op("The actor's webhook channels (admin)", {"200": _json(_items({"type": "object"}))}, params=[ACTOR]),
+            "post": _op("Create a webhook channel (admin): inbound signed JSON, outbound POSTs to `url`; the answer "
+                        "holds its secret, once", {"201": _json({"type": "object", "properties": {
+                            "name": {"type": "string"}, "secret": {"type": "string"}, "inbound_url": {"type": "string"}}})},
+                        params=[ACTOR], body=_body({"name": {"type": "string"}, "url": {"type": "string"},
+                                                    "capabilities": {"type": "array", "items": {"type": "string"}}},
+                                                   ["name", "url"])),
+        },
+        "/actors/{actor}/channels/{name}": {
+            "delete": _op("Remove a webhook channel (admin)", {"204": {"description": "removed"}},
+                          params=[ACTOR, {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]),
+        },
+        conv_path + "/networks/{network}": {
+            "put": _op("The owner allows a bridged network for the conversation",
+                       {"200": _json({"type": "object", "properties": {"networks": {"type": "array"}}})},
+                       params=[ACTOR, CONV, {"name": "network", "in": "path", "required": True, "schema": {"type": "string"}}]),
+            "delete": _op("The owner stops mirroring the conversation to a bridged network",
+                          {"200": _json({"type": "object", "properties": {"networks": {"type": "array"}}})},
+                          params=[ACTOR, CONV, {"name": "network", "in": "path", "required": True,
+                                                "schema": {"type": "string"}}]),
+        },
+        "/actors/{actor}/identities": {
+            "get": _op("Bridged identities the actor has claimed (admin)", {"200": _json(_items({"type": "object"}))},
+                       params=[ACTOR]),
+            "post": _op("Claim a bridged identity (an email address): a one-time code is sent to it (admin)",
+                        {"202": _json({"type": "object"})}, params=[ACTOR],
+                        body=_body({"network": {"type": "string"}, "remote_id": {"type": "string"}},
+                                   ["network", "remote_id"])),
+        },
+        "/actors/{actor}/identities/confirm": {
+            "post": _op("Confirm a claim with its code: the identity and its conversations become the actor's (admin)",
+                        {"200": _json({"type": "object"})}, params=[ACTOR],
+                        body=_body({"network": {"type": "string"}, "remote_id": {"type": "string"},
+                                    "code": {"type": "string"}}, ["network", "remote_id", "code"])),
+        },
         # The bridge API: a bridge's own token (`roundtable bridge add`), not a login's.
         "/bridge/items": {
             "post": _op("A bridge run by an operator hands one inbound item, as its connector read it; stored and "

@@ -103,6 +103,25 @@ async def create_bridge(hub: Hub, name: str, *, kind: str, url: str | None, owne
     return out
 
 
+async def channels_of(hub: Hub, acting) -> list[dict]:
+    """An actor's webhook channels (admin)."""
+    acting.require("admin")
+    async with hub.db.read() as conn:
+        rows = await bridge_store.list_bridges(conn, owner_actor_id=acting.actor.id)
+    return [{"name": r.name, "kind": r.kind, "url": r.url, "state": r.state,
+             "capabilities": (r.settings or {}).get("capabilities") or {},
+             "inbound_url": f"{hub.cfg.base_url}{BASE}/channels/{r.name}/inbound"} for r in rows if r.kind == "webhook"]
+
+
+async def remove_channel(hub: Hub, acting, name: str) -> None:
+    acting.require("admin")
+    async with hub.db.write() as conn:
+        row = await bridge_store.get_bridge(conn, name)
+        if row is None or row.kind != "webhook" or row.owner_actor_id != acting.actor.id:
+            raise NotFound(f"no channel of @{acting.actor.username} named {name!r}")
+        await bridge_store.delete_bridge(conn, name)
+
+
 # --- the hub's side: routes -------------------------------------------------------------------------
 
 

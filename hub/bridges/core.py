@@ -39,7 +39,7 @@ import sqlalchemy as sa
 
 from hub import crypto, media
 from hub.bridges.base import Connector, Envelope, Outbound, OutboundAttachment, Rejected, SendError, State
-from hub.errors import HubError, UsageError
+from hub.errors import Forbidden, HubError, UsageError
 from hub.ids import new_id
 from hub.inbox.access import Acting
 from hub.inbox.conversations import _post
@@ -642,7 +642,7 @@ async def set_network_allowed(hub: Hub, acting: Acting, conversation: sa.Row, ne
     """The owner allows (or no longer allows) a network for a conversation."""
     acting.require("agent")
     if conversation.owner_id != acting.actor.id:
-        raise UsageError("only the conversation's owner decides where it is mirrored")
+        raise Forbidden("only the conversation's owner decides where it is mirrored")
     async with hub.db.write() as conn:
         if await bridge_store.get_bridge(conn, network) is None:
             raise UsageError(f"no bridge named {network!r}")

@@ -29,7 +29,7 @@ from hub.bridges import core as bridge_core
 from hub.bridges import webhook
 from hub.bridges.email import EmailConnector
 from hub.bridges.memory import MemoryConnector
-from hub.errors import UsageError
+from hub.errors import Forbidden
 from hub.inbox import access, conversations, state
 from hub.store import bridges as bridge_store
 from tests.helpers import free_port
@@ -156,7 +156,7 @@ async def test_nothing_goes_to_a_network_the_owner_has_not_allowed(served_hub):
     view = await state.show(hub, as_acme, conversation)
     (d,) = [d for m in view["messages"] if m["uri"] == held.uri for d in m["delivery"] if d.get("network")]
     assert d["state"] == "failed-permanent" and "not allowed" in d["last_error"]
-    with pytest.raises(UsageError):
+    with pytest.raises(Forbidden):
         await bridge_core.set_network_allowed(hub, as_acme, conversation, "chat", True)  # not Acme's to decide
     await bridge_core.set_network_allowed(hub, as_alice, conversation, "chat", True)
     await conversations.reply(hub, as_acme, conversation, "Now you can hear us")
@@ -450,3 +450,67 @@ async def test_behind_an_mta_the_listener_speaks_lmtp(served_hub, provider):
         assert items[0]["subject"] == "To both" and len(items[0]["participants"]) == 3
     finally:
         await hub.bridges.stop()
+
+
+async def test_the_api_gives_customers_and_organizations_the_same_bridge_tools(served_hub, session):
+    """Channels, networks and claims over the JSON API: the same calls for a
+    customer and for an organization; roles and ownership enforced."""
+    import re
+
+    from tests.integration.test_inbox_api import token_for
+
+    hub = served_hub
+    hub.bridges.connectors.clear()
+    memory = MemoryConnector("chat")
+    hub.bridges.add_connector(memory)
+    await hub.bridges.ensure_bridge_rows()
+    base = hub.cfg.base_url + "/api/roundtable/v1"
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    await actors.create_local_actor(hub, "alice", kind="person", name="Alice")
+    await actors.create_local_actor(hub, "dana", kind="person", name="Dana")
+    await access.add_member(hub, await access.acting_as(hub, "acme"), "dana", role="agent")
+    tokens = {u: await token_for(hub, u) for u in ("acme", "alice", "dana")}
+
+    async def call(method, path, who, body=None):
+        async with session.request(method, base + path, json=body,
+                                   headers={"Authorization": f"Bearer {tokens[who]}"}) as resp:
+            return resp.status, (await resp.json() if resp.content_type == "application/json" else None)
+
+    for owner in ("acme", "alice"):  # equal footing: a customer has channels too
+        status, created = await call("POST", f"/actors/{owner}/channels", owner,
+                                     {"name": f"{owner}sms", "url": "http://127.0.0.1:9/out"})
+        assert status == 201 and created["secret"] and created["inbound_url"].endswith(f"/channels/{owner}sms/inbound")
+        status, listed = await call("GET", f"/actors/{owner}/channels", owner)
+        assert [c["name"] for c in listed["items"]] == [f"{owner}sms"] and "secret" not in listed["items"][0]
+    status, body = await call("POST", "/actors/acme/channels", "dana", {"name": "danasms", "url": "http://127.0.0.1:9/"})
+    assert status == 403  # an agent is not an admin
+    status, _ = await call("DELETE", "/actors/alice/channels/acmesms", "alice")
+    assert status == 404  # not hers
+    assert (await call("DELETE", "/actors/acme/channels/acmesms", "acme"))[0] == 204
+
+    # networks: only the owner of the conversation decides
+    status, started = await call("POST", "/actors/alice/conversations", "alice", {"to": [f"@acme@{hub.cfg.domain}"], "text": "hi"})
+    assert status == 201
+    conv = started["conversation"]["id"]
+    assert (await call("PUT", f"/actors/acme/conversations/{conv}/networks/chat", "acme"))[0] == 403
+    status, body = await call("PUT", f"/actors/alice/conversations/{conv}/networks/chat", "alice")
+    assert status == 200 and body["networks"] == [{"network": "chat", "origin": False}]
+    status, body = await call("DELETE", f"/actors/alice/conversations/{conv}/networks/chat", "alice")
+    assert status == 200 and body["networks"] == []
+
+    # claims: the code goes to the identity, the wrong code is refused
+    for who in ("alice", "acme"):
+        status, body = await call("POST", f"/actors/{who}/identities", who, {"network": "chat", "remote_id": f"{who}-old"})
+        assert status == 202 and body["state"] == "code_sent"
+        code = re.search(r"code is: (\S+)", memory.outbox[-1][1].text).group(1)
+        assert memory.outbox[-1][1].to == f"{who}-old" and memory.outbox[-1][1].automatic
+        status, body = await call("POST", f"/actors/{who}/identities/confirm", who,
+                                  {"network": "chat", "remote_id": f"{who}-old", "code": "WRONG-CODE"})
+        assert status == 403 and "wrong code" in body["error"]
+        status, body = await call("POST", f"/actors/{who}/identities/confirm", who,
+                                  {"network": "chat", "remote_id": f"{who}-old", "code": code})
+        assert status == 200 and body["state"] == "claimed"
+        status, body = await call("GET", f"/actors/{who}/identities", who)
+        assert [i["remote_id"] for i in body["items"]] == [f"{who}-old"]
+    status, body = await call("POST", "/actors/acme/identities", "acme", {"network": "chat", "remote_id": "alice-old"})
+    assert status == 409  # claimed by someone else already
