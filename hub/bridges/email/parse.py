@@ -21,7 +21,7 @@ import re
 from email.message import EmailMessage, Message
 
 import html2text
-from mailparser_reply import EmailReplyParser
+from mailparser_reply.parser import EmailMessage as ParsedMail
 
 from hub.bridges.base import Attachment, Envelope, Rejected, Sender
 
@@ -29,7 +29,7 @@ LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs"]
 AUTO_SUBJECTS = re.compile(
     r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|abwesenheit|"
     r"r[ée]ponse automatique|respuesta autom[áa]tica|risposta automatica|automatisch antwoord|"
-    r"autosvar|fuera de la oficina|absence)",
+    r"autosvar|fuera de la oficina|absence|automatische antwort)",
     re.I,
 )
 BOUNCE_SUBJECTS = re.compile(
@@ -39,6 +39,7 @@ BOUNCE_SUBJECTS = re.compile(
 )
 DAEMONS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
 MSGID = re.compile(r"<([^<>\s]+)>")
+LATIN1_LABELS = {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "iso_8859-1", "cp819", "ibm819"}
 MAX_ATTACHMENTS = 20
 
 
@@ -68,6 +69,19 @@ def _header(msg: Message, name: str) -> str | None:
             if k.lower() == name.lower():
                 value = str(v)
                 break
+    if isinstance(value, email.header.Header):
+        # 8-bit bytes in the header (compat32 hides them in an unknown-8bit
+        # Header): UTF-8 as RFC 6532 allows over SMTPUTF8, else a legacy charset
+        raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+        if isinstance(raw, str):
+            try:
+                data = raw.encode("ascii", "surrogateescape")
+                try:
+                    value = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    value = data.decode("cp1252", errors="replace")
+            except UnicodeEncodeError:
+                value = raw
     return str(value) if value is not None else None
 
 
@@ -91,25 +105,39 @@ def split_address(addr: str, mail_domain: str) -> tuple[str, str | None] | None:
 
 
 def _flowed(text: str, delsp: bool) -> str:
-    """Undo RFC 3676 ``format=flowed`` soft line breaks."""
+    """Undo RFC 3676 ``format=flowed`` soft line breaks.
+
+    Quoted lines join only lines of the same quote depth, without repeating
+    their ``>`` marks (RFC 3676 4.5); they come out as ``> text``.
+    """
     out: list[str] = []
     buf = ""
+    buf_depth: int | None = None  # the quote depth of the paragraph being joined, if any
     for line in text.split("\n"):
         line = line.rstrip("\r")
-        if line == "-- ":  # the signature separator is never flowed
-            if buf:
-                out.append(buf)
-                buf = ""
-            out.append(line)
-            continue
+        depth = len(line) - len(line.lstrip(">"))
+        quote, line = line[:depth], line[depth:]
+        if buf_depth is not None and depth != buf_depth:  # a flowed line never continues at another depth
+            out.append(buf)
+            buf, buf_depth = "", None
         if line.startswith(" "):
             line = line[1:]  # space-stuffing
+        if buf_depth is None:
+            buf = f"{quote} " if quote and line else quote
+        if line == "-- ":  # the signature separator is never flowed
+            if buf_depth is not None:
+                out.append(buf)
+                buf = f"{quote} " if quote else ""
+            out.append(buf + line)
+            buf, buf_depth = "", None
+            continue
         if line.endswith(" "):
             buf += line[:-1] if delsp else line
+            buf_depth = depth
         else:
             out.append(buf + line)
-            buf = ""
-    if buf:
+            buf, buf_depth = "", None
+    if buf_depth is not None:
         out.append(buf)
     return "\n".join(out)
 
@@ -118,6 +146,15 @@ def _text_of(part: Message, flags: list[str]) -> str:
     """A text part's content, decoded whatever it claims to be."""
     payload = part.get_payload(decode=True) or b""
     charset = part.get_content_charset() or "us-ascii"
+    if charset in LATIN1_LABELS:
+        # Windows-1252 labelled ISO-8859-1 (web forms, older clients): read as
+        # browsers do (WHATWG Encoding); they differ only in 0x80-0x9f, control
+        # codes in ISO-8859-1 that no text means
+        try:
+            payload.decode("cp1252")
+            charset = "cp1252"
+        except UnicodeDecodeError:
+            pass
     try:
         text = payload.decode(charset)
     except (LookupError, UnicodeDecodeError):
@@ -145,6 +182,11 @@ def html_to_text(html: str) -> str:
     h.unicode_snob = True
     h.single_line_break = False
     text = h.handle(html)
+    # html2text escapes what Markdown would read as a list or a rule ("\- ",
+    # "1\.", "\--"); the text is read as it is, so take those escapes off
+    text = re.sub(r"^(\s*)\\([-+])", r"\1\2", text, flags=re.M)
+    text = re.sub(r"^(\s*\d+)\\\.", r"\1.", text, flags=re.M)
+    text = re.sub(r"\\(\\)(?=[\\`*_{}\[\]()#+\-.!])", r"\1", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
@@ -154,7 +196,17 @@ def _is_attachment(part: Message) -> bool:
         return True
     if part.get_content_maintype() in ("text", "multipart"):
         return False
-    return part.get_filename() is not None or part.get_content_maintype() in ("image", "application", "audio", "video")
+    return _filename(part) is not None or part.get_content_maintype() in ("image", "application", "audio", "video")
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except (TypeError, ValueError):  # broken RFC 2231 continuations: CPython's decode_params raises on them
+        return None
+    if name and "=?" in name:  # RFC 2047 words in the parameter (Gmail, Outlook): not the standard, but usual
+        name = _decode(name)
+    return name
 
 
 def bodies(msg: Message, flags: list[str], settings: Settings) -> tuple[str, list[Attachment]]:
@@ -171,7 +223,7 @@ def bodies(msg: Message, flags: list[str], settings: Settings) -> tuple[str, lis
                 if "attachment_dropped" not in flags:
                     flags.append("attachment_dropped")
                 continue
-            name = part.get_filename() or f"attachment-{len(files) + 1}"
+            name = _filename(part) or f"attachment-{len(files) + 1}"
             files.append(Attachment(filename=_safe_filename(name), content_type=ctype, data=data))
             continue
         if ctype == "text/plain" and plain is None:
@@ -196,14 +248,26 @@ def strip_quotes(text: str) -> str:
     if not text:
         return ""
     try:
-        parsed = EmailReplyParser(languages=LANGUAGES).read(text)
+        # keep_hyphen_lists: "- item" lines are a list in a reply, not a signature
+        parsed = ParsedMail(text=text, languages=list(LANGUAGES), keep_hyphen_lists=True).read()
         latest = parsed.replies[0].body.strip() if parsed.replies else ""
     except Exception:  # the parser is heuristic: on any trouble keep the whole text
         return text
     # "> quoted" lines left at the end by clients that bottom-quote
     lines = latest.split("\n")
+    for i, line in enumerate(lines):  # the RFC 3676 signature separator ends the text
+        if line.rstrip() == "--" and i > 0:
+            lines = lines[:i]
+            break
     while lines and (lines[-1].startswith(">") or not lines[-1].strip()):
         lines.pop()
+    # a reply written below the quote (Thunderbird's and mutt's default): one
+    # quoted block first, then the new text; an interleaved reply keeps its quotes
+    head = 0
+    while head < len(lines) and (lines[head].startswith(">") or not lines[head].strip()):
+        head += 1
+    if head and not any(line.startswith(">") for line in lines[head:]):
+        lines = lines[head:]
     latest = "\n".join(lines).strip()
     return latest or text
 
@@ -301,6 +365,15 @@ def classify(msg: Message, *, sender: str | None, recipients: list[str], setting
 
 def parse(raw: bytes, *, network: str, sender: str | None, recipients: list[str], settings: Settings) -> Envelope | Rejected:
     """One email as an envelope (authentication is judged by the caller)."""
+    try:
+        return _parse(raw, network=network, sender=sender, recipients=recipients, settings=settings)
+    except (TypeError, ValueError, LookupError, IndexError, AttributeError) as exc:
+        # the standard library's parser still raises on some broken MIME
+        # (RFC 2231 continuations mixed with a plain parameter, for one)
+        return Rejected(reason=f"an unreadable message: {type(exc).__name__}: {exc}"[:1000], flags=["malformed"])
+
+
+def _parse(raw: bytes, *, network: str, sender: str | None, recipients: list[str], settings: Settings) -> Envelope | Rejected:
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     rejected = classify(msg, sender=sender, recipients=recipients, settings=settings)
     if rejected is not None:
