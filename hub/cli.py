@@ -244,6 +244,28 @@ def add_inbox_commands(sub, common) -> None:
     c.add_argument("--token", metavar="TOKEN", help="the bridge's token (or ROUNDTABLE_BRIDGE_TOKEN)")
     c.add_argument("--kind", choices=["email"], default="email", help="the connector to run")
     c.add_argument("--listen", metavar="HOST:PORT", help="where this process takes the hub's sends")
+    c = g.add_parser("imap", help="support mailboxes the email bridge polls over IMAP (read by `roundtable serve`)",
+                     description="support mailboxes the email bridge polls over IMAP (read by `roundtable serve`)",
+                     parents=[common])
+    imap = c.add_subparsers(dest="imap_command", required=True, parser_class=_Parser)
+    c = imap.add_parser("add", help="poll a mailbox for a local actor; its login is checked first", parents=[common])
+    c.add_argument("owner", metavar="OWNER", help="the local actor (organization or customer) the mail is for")
+    c.add_argument("--host", required=True)
+    c.add_argument("--port", type=int, help="default: 993 with --tls tls, else 143")
+    c.add_argument("--user", required=True, help="the IMAP login")
+    c.add_argument("--password-stdin", action="store_true", required=True,
+                   help="read the IMAP password from stdin (never give it as an argument)")
+    c.add_argument("--tls", choices=["tls", "starttls", "none"], default="tls",
+                   help="implicit TLS (default), STARTTLS, or none (development mode only)")
+    c.add_argument("--folder", default="INBOX")
+    c.add_argument("--skip-existing", action="store_true",
+                   help="leave the mail already in the folder: take only what arrives from now on")
+    c.add_argument("--json", action="store_true")
+    c = imap.add_parser("list", help="the mailboxes polled and how far each was read (never their passwords)",
+                        parents=[common])
+    c.add_argument("--json", action="store_true")
+    c = imap.add_parser("remove", help="stop polling a mailbox (its mail stays where it is)", parents=[common])
+    c.add_argument("id", metavar="ID")
 
     g = group("identity", "bridged identities (an email address, a phone number) an actor has claimed")
     c = g.add_parser("claim", help="send a confirmation code to the identity", parents=[common])

@@ -64,6 +64,45 @@ async def cmd_bridge(hub: Hub, args) -> int:
             if not await bridge_store.delete_bridge(conn, args.name):
                 raise NotFound(f"no bridge named {args.name!r}")
         print(f"removed bridge {args.name}")
+    elif sub == "imap":
+        return await cmd_bridge_imap(hub, args)
+    return 0
+
+
+def _imap_line(box: dict) -> str:
+    return (f"{box['id']:14} @{box['owner']:12} {box['user']}@{box['host']}:{box['port']} ({box['tls']}) "
+            f"{box['folder']}  last uid {box.get('last_uid') or 0}"
+            + (f", {box['skipped']} skipped (too large)" if box.get("skipped") else ""))
+
+
+async def cmd_bridge_imap(hub: Hub, args) -> int:
+    """``roundtable bridge imap add|list|remove``; the password is read from
+    stdin only, and never printed (see :func:`hub.bridges.email.imap.public`)."""
+    import sys
+
+    from hub.bridges.email import imap
+
+    if args.imap_command == "add":
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise UsageError("no password on stdin")
+        port = args.port or (993 if args.tls == "tls" else 143)
+        box = await imap.add_mailbox(hub, args.owner, host=args.host, port=port, user=args.user, password=password,
+                                     tls=args.tls, folder=args.folder, skip_existing=args.skip_existing)
+        if args.json:
+            print_json(box)
+        else:
+            print(f"added {_imap_line(box)}")
+    elif args.imap_command == "list":
+        boxes = [imap.public(b) for b in await imap.list_mailboxes(hub.db)]
+        if args.json:
+            print_json(boxes)
+        else:
+            for box in boxes:
+                print(_imap_line(box))
+    else:
+        box = await imap.remove_mailbox(hub, args.id)
+        print(f"removed IMAP mailbox {box['id']} ({box['user']}@{box['host']}); its mail stays where it is")
     return 0
 
 

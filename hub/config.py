@@ -100,6 +100,8 @@ class Config:
     max_mail_bytes: int = 25 * 1024 * 1024
     """Inbound mail over this size is refused (SMTP 552)."""
     max_attachment_bytes: int = 10 * 1024 * 1024
+    imap_poll_s: float = 60.0
+    """How often the email bridge polls the IMAP mailboxes it reads (``roundtable bridge imap add``)."""
 
     @property
     def base_url(self) -> str:

@@ -220,6 +220,10 @@ class Bridges:
         except HubError as exc:
             await self._mark(item_id, "flagged", ["refused"], exc.safe)
             return DONE
+        except sa.exc.IntegrityError:
+            # Two items from one new person placed at once (PostgreSQL runs them
+            # side by side): the other made the person; this one goes again.
+            return Outcome("retry", error="the same person was being added by another item", retry_after_s=0.2)
         await self._mark(item_id, status, flags, reason, message_id=message_id)
         hub.wake()
         return DONE

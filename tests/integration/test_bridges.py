@@ -514,3 +514,29 @@ async def test_the_api_gives_customers_and_organizations_the_same_bridge_tools(s
         assert [i["remote_id"] for i in body["items"]] == [f"{who}-old"]
     status, body = await call("POST", "/actors/acme/identities", "acme", {"network": "chat", "remote_id": "alice-old"})
     assert status == 409  # claimed by someone else already
+
+
+async def test_two_items_from_one_new_person_make_one_bridged_person(served_hub):
+    """Placed side by side (PostgreSQL runs them concurrently), they still make
+    one identity and both become messages."""
+    hub = served_hub
+    hub.bridges.connectors.clear()
+    memory = MemoryConnector("chat")
+    hub.bridges.add_connector(memory)
+    await hub.bridges.ensure_bridge_rows()
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    for n in range(4):
+        raw = json.dumps({"id": f"c-{n}", "from": {"id": "newbie", "name": "New"}, "text": f"hello {n}"}).encode()
+        await hub.bridges.submit("chat", raw, sender="newbie", recipients=["acme"])
+    for _ in range(10):
+        await hub.runner.drain(raise_errors=False)
+        async with hub.db.read() as conn:
+            items = await bridge_store.list_items(conn, bridge="chat")
+        if all(i.status == "placed" for i in items):
+            break
+        await asyncio.sleep(0.3)
+    assert sorted(i.status for i in items) == ["placed"] * 4
+    async with hub.db.read() as conn:
+        identity = await bridge_store.get_identity(conn, "chat", "newbie")
+        assert identity is not None
+        assert len(await bridge_store.conversations_of_actor(conn, identity.actor_id)) == 4

@@ -8,7 +8,8 @@ before the 250 answer; everything else is decided by the worker
 (:func:`hub.bridges.email.parse.parse`). Refused at once, with a readable
 reply: unknown recipients (550 5.1.1), other domains (550 5.7.1), too many
 recipients (452), a message over ``max_mail_bytes`` (552), a message with no
-From header (550 5.6.0).
+From header (550 5.6.0). Also in: support mailboxes an actor keeps at its
+mail provider, polled over IMAP (:mod:`hub.bridges.email.imap`).
 
 Out: each send is one message submitted to ``smtp_relay`` (STARTTLS by
 default, implicit TLS or none by configuration), DKIM-signed when a key is
@@ -43,6 +44,9 @@ class EmailConnector(Connector):
     capabilities = Capabilities(edits=False, deletes=False, reactions=False, attachments=True, threading=True,
                                 direct_messages=True, read_receipts=False)
 
+    _imap = None
+    """The IMAP poller (:mod:`hub.bridges.email.imap`) while it runs."""
+
     def __init__(self, cfg: Config, name: str = "email", *, dnsfunc: auth.DnsFunc | None = None):
         super().__init__(name)
         self.cfg = cfg
@@ -62,7 +66,19 @@ class EmailConnector(Connector):
         self.link = link
         if not self.cfg.smtp_listen:
             await self.set_state(State.CONNECTED, "sending only (no smtp_listen)")
-            return
+        else:
+            await self._listen()
+        from hub.bridges.core import LocalLink
+
+        if isinstance(link, LocalLink):  # the mailboxes to poll live in the hub's database
+            from hub.bridges.email.imap import ImapPoller
+
+            if self._imap is not None:
+                await self._imap.stop()
+            self._imap = ImapPoller(self, link)
+            self._imap.start()
+
+    async def _listen(self) -> None:
         host, port = self.cfg.smtp_listen.rsplit(":", 1)
         handler = _Handler(self)
         protocol = LMTP if self.cfg.lmtp else SMTP
@@ -75,6 +91,9 @@ class EmailConnector(Connector):
         await self.set_state(State.CONNECTED, f"listening on {self.cfg.smtp_listen} ({'LMTP' if self.cfg.lmtp else 'SMTP'})")
 
     async def stop(self) -> None:
+        if self._imap is not None:
+            await self._imap.stop()
+            self._imap = None
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
