@@ -218,11 +218,12 @@ async def post_state(request: web.Request, hub: Hub) -> web.Response:
             raise UsageError("'url' must be a string")
         hub.http.check_url(data["url"])
         values["url"] = data["url"]
-    if isinstance(data.get("capabilities"), dict):
-        settings = dict(bridge.settings or {})
-        settings["capabilities"] = {k: bool(v) for k, v in data["capabilities"].items()}
-        values["settings"] = settings
     async with hub.db.write() as conn:
+        if isinstance(data.get("capabilities"), dict):
+            row = await bridge_store.get_bridge(conn, bridge.name, for_update=True)
+            settings = dict(row.settings or {})
+            settings["capabilities"] = {k: bool(v) for k, v in data["capabilities"].items()}
+            values["settings"] = settings
         if values:
             await bridge_store.update_bridge(conn, bridge.name, values)
         await bridge_store.set_bridge_state(conn, bridge.name, state, str(detail)[:500] if detail else None)

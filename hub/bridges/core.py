@@ -144,10 +144,11 @@ class Bridges:
                         "name": c.name, "kind": c.kind, "settings": {"capabilities": c.capabilities.as_dict()},
                     })
                 else:
-                    row = await bridge_store.get_bridge(conn, c.name)
-                    settings = dict(row.settings or {})
-                    settings["capabilities"] = c.capabilities.as_dict()
-                    await bridge_store.update_bridge(conn, c.name, {"settings": settings})
+                    row = await bridge_store.get_bridge(conn, c.name, for_update=True)
+                    if (row.settings or {}).get("capabilities") != c.capabilities.as_dict():
+                        settings = dict(row.settings or {})
+                        settings["capabilities"] = c.capabilities.as_dict()
+                        await bridge_store.update_bridge(conn, c.name, {"settings": settings})
 
     async def start(self) -> None:
         """Start this process's connectors' listeners (``roundtable serve``)."""

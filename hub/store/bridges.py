@@ -29,8 +29,12 @@ from hub.store.schema import (
 # --- bridges -----------------------------------------------------------------------------------
 
 
-async def get_bridge(conn: Conn, name: str) -> sa.Row | None:
-    return (await conn.execute(sa.select(bridges).where(bridges.c.name == name))).first()
+async def get_bridge(conn: Conn, name: str, *, for_update: bool = False) -> sa.Row | None:
+    """``for_update`` locks the row (PostgreSQL) until the transaction ends, for read-modify-writes of settings."""
+    stmt = sa.select(bridges).where(bridges.c.name == name)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await conn.execute(stmt)).first()
 
 
 async def get_bridge_by_token_hash(conn: Conn, token_hash: str) -> sa.Row | None:
