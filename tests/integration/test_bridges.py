@@ -540,3 +540,37 @@ async def test_two_items_from_one_new_person_make_one_bridged_person(served_hub)
         identity = await bridge_store.get_identity(conn, "chat", "newbie")
         assert identity is not None
         assert len(await bridge_store.conversations_of_actor(conn, identity.actor_id)) == 4
+
+
+async def test_outbound_mail_is_dkim_signed_when_a_key_is_configured(served_hub, provider, tmp_path):
+    import base64
+
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from hub.bridges.base import Outbound
+
+    hub = served_hub
+    box, relay_port = provider
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = tmp_path / "dkim.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    cfg = dataclasses.replace(hub.cfg, smtp_relay=f"127.0.0.1:{relay_port}", dkim_selector="rt1", dkim_key=str(pem))
+    connector = EmailConnector(cfg)
+    out = Outbound(network="email", txn_id="01kdkimtest0000000000000000", to="carol@customer.test", to_name="Carol",
+                   from_username="acme", from_name="Acme", text="Signed.", html="<p>Signed.</p>", subject="Hello")
+    remote_id = await connector.send(out)
+    assert remote_id == f"01kdkimtest0000000000000000@{cfg.mail_domain}"
+    ((_f, _r, got),) = box.got
+    raw = got.as_bytes(policy=email.policy.SMTP)
+    assert b"DKIM-Signature:" in raw and b"s=rt1" in raw
+    spki = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(spki)
+
+    def dns(name, timeout=5):
+        return record if name.decode().rstrip(".") == f"rt1._domainkey.{cfg.mail_domain}" else None
+
+    assert dkim.verify(raw, dnsfunc=dns)
+    assert not dkim.verify(raw.replace(b"Signed.", b"Forged."), dnsfunc=dns)

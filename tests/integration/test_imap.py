@@ -537,7 +537,7 @@ async def test_a_refused_login_shows_bad_credentials_and_the_hub_goes_on(served_
         return row.state == State.CONNECTED and (await mailbox(hub, support["id"]))["last_uid"] == 1
 
     await wait_for(recovered, what="the mailbox read again")
-    assert (await bridge_row(hub)).state_detail == "sending only (no smtp_listen)"
+    assert (await bridge_row(hub)).state_detail == "no smtp_listen; no smtp_relay: cannot send"
     await hub.runner.drain()
     assert len((await inbox(hub))[1]) == 2
 

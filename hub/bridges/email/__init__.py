@@ -65,7 +65,8 @@ class EmailConnector(Connector):
     async def start(self, link) -> None:
         self.link = link
         if not self.cfg.smtp_listen:
-            await self.set_state(State.CONNECTED, "sending only (no smtp_listen)")
+            relay = f"sending through {self.cfg.smtp_relay}" if self.cfg.smtp_relay else "no smtp_relay: cannot send"
+            await self.set_state(State.CONNECTED, f"no smtp_listen; {relay}")
         else:
             await self._listen()
         from hub.bridges.core import LocalLink
