@@ -8,7 +8,10 @@ DATA   ?= data
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 # Settings for `make run` (development mode: plain http and loopback federation allowed).
-RUN_ENV := ROUNDTABLE_DEV=1 ROUNDTABLE_DOMAIN=localhost:8080 ROUNDTABLE_LISTEN=localhost:8080 ROUNDTABLE_DATA=$(DATA)
+# Mail to acme@localhost / alice@localhost is taken on localhost:2525 (set ROUNDTABLE_SMTP_LISTEN= to switch it off).
+ROUNDTABLE_SMTP_LISTEN ?= localhost:2525
+RUN_ENV := ROUNDTABLE_DEV=1 ROUNDTABLE_DOMAIN=localhost:8080 ROUNDTABLE_LISTEN=localhost:8080 ROUNDTABLE_DATA=$(DATA) \
+	ROUNDTABLE_SMTP_LISTEN=$(ROUNDTABLE_SMTP_LISTEN)
 
 .PHONY: run test install install-test bench clean
 
