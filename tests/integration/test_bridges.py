@@ -574,3 +574,37 @@ async def test_outbound_mail_is_dkim_signed_when_a_key_is_configured(served_hub,
 
     assert dkim.verify(raw, dnsfunc=dns)
     assert not dkim.verify(raw.replace(b"Signed.", b"Forged."), dnsfunc=dns)
+
+
+async def test_a_bounce_fails_the_send_and_marks_the_address_undeliverable(served_hub, mail, provider):
+    hub = served_hub
+    box, _port = provider
+    _connector, smtp_port = mail
+    acting = await access.acting_as(hub, "acme")
+    dan = await hub.resolve_handle("mailto:carol.old@remote.example")
+    conversation, first = await conversations.start(hub, acting, [dan], "Your invoice.", subject="Invoice")
+    await hub.runner.drain()
+    ((mail_from, _r, _got),) = box.got
+    txn = mail_from.split("+", 1)[1].split("@", 1)[0]
+    # the recipient's server answers later with an RFC 3464 report (the corpus sample, addressed to this send)
+    template = (ROOT / "tests/fixtures/mail/bounce_dsn.eml").read_bytes()
+    dsn = (template.replace(b"01kb7m3q9v2r5t8w1x4y6z0a2c", txn.encode())
+           .replace(b"hub.example", hub.cfg.mail_domain.encode())
+           .replace(b"Carol.Old@remote.example", b"carol.old@remote.example"))
+    await asyncio.to_thread(smtp_send, smtp_port, dsn, "", [mail_from])
+    (item,) = await wait_for(lambda: _placed(hub))
+    assert item.status == "flagged" and "bounce" in item.flags and item.message_id is None
+    view = await state.show(hub, acting, conversation)
+    assert len(view["messages"]) == 1  # a bounce is never a message
+    (d,) = [d for d in view["messages"][0]["delivery"] if d.get("network")]
+    assert d["state"] == "failed-permanent" and "bounced" in d["last_error"]
+    async with hub.db.read() as conn:
+        identity = await bridge_store.get_identity(conn, "email", "carol.old@remote.example")
+    assert identity.undeliverable_at is not None and "5.1.1" in identity.undeliverable_reason
+    # nothing more is sent to a dead address
+    later = await conversations.reply(hub, acting, conversation, "Reminder.")
+    await hub.runner.drain(raise_errors=False)
+    assert len(box.got) == 1
+    view = await state.show(hub, acting, conversation)
+    (d,) = [d for m in view["messages"] if m["uri"] == later.uri for d in m["delivery"] if d.get("network")]
+    assert d["state"] == "failed-permanent" and "undeliverable" in d["last_error"]

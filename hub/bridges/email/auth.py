@@ -8,7 +8,8 @@ Two sources, either is enough:
 * an ``Authentication-Results`` header (RFC 8601) added by an upstream MTA
   this hub trusts (``trusted_authserv_ids``): ``dmarc=pass``, an aligned
   ``dkim=pass``, or an aligned ``spf=pass``. Headers from any other
-  authserv-id are ignored, since anyone can write them.
+  authserv-id, or below the first ``Received`` line (they came with the
+  message), are ignored, since anyone can write them.
 
 The DNS lookup of DKIM keys is injectable (``dnsfunc``), for tests and for
 an operator's own resolver.
@@ -47,6 +48,23 @@ def _domain_of(value: str | None) -> str | None:
     if not value:
         return None
     return value.rsplit("@", 1)[-1].strip("<> ").lower() or None
+
+
+def results_from_our_side(headers: Iterable[tuple[str, str]]) -> list[str]:
+    """The ``Authentication-Results`` headers above the first ``Received``.
+
+    The MTA in front of the hub (its milters: OpenDKIM, OpenDMARC, rspamd)
+    writes them on top, above every ``Received`` line; one lower down came
+    with the message, and anyone can write that one, naming any authserv-id.
+    """
+    out = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "received":
+            break
+        if lowered == "authentication-results":
+            out.append(str(value))
+    return out
 
 
 def from_authentication_results(headers: Iterable[str], from_domain: str, trusted: frozenset[str]) -> Verdict | None:
