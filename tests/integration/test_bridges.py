@@ -608,3 +608,36 @@ async def test_a_bounce_fails_the_send_and_marks_the_address_undeliverable(serve
     view = await state.show(hub, acting, conversation)
     (d,) = [d for m in view["messages"] if m["uri"] == later.uri for d in m["delivery"] if d.get("network")]
     assert d["state"] == "failed-permanent" and "undeliverable" in d["last_error"]
+
+
+async def test_our_own_messages_coming_back_and_loops_are_never_placed(served_hub):
+    hub = served_hub
+    hub.bridges.connectors.clear()
+    memory = MemoryConnector("chat")
+    hub.bridges.add_connector(memory)
+    await hub.bridges.ensure_bridge_rows()
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    first = json.dumps({"id": "x-1", "from": {"id": "kim", "name": "Kim"}, "text": "hello"}).encode()
+    await hub.bridges.submit("chat", first, sender="kim", recipients=["acme"])
+    await hub.runner.drain()
+    acting, items = await inbox_of(hub, "acme")
+    conversation = await conversations.get_conversation(hub, items[0]["id"])
+    await conversations.reply(hub, acting, conversation, "hi Kim")
+    await hub.runner.drain()
+    ((remote_id, out),) = memory.outbox
+    # the network hands our own message back (another bridge relayed it): it carries our transaction id
+    echo = json.dumps({"id": "x-echo", "from": {"id": "kim"}, "text": "hi Kim", "txn": out.txn_id}).encode()
+    await hub.bridges.submit("chat", echo, sender="kim", recipients=["acme"])
+    # an item that has gone round bridges too often
+    from hub.bridges.base import Envelope, Sender
+
+    looped = Envelope(network="chat", remote_id="x-loop", sender=Sender("kim"), text="again", recipients=["acme"], hops=9)
+    await hub.bridges.submit("chat", b"{}", sender="kim", recipients=["acme"], envelope=looped)
+    await hub.runner.drain()
+    async with hub.db.read() as conn:
+        rows = {json.loads(bytes(r.raw) or b"{}").get("id"): r for r in [await bridge_store.get_item(conn, i.id)
+                                                                       for i in await bridge_store.list_items(conn)]}
+    assert rows["x-echo"].status == "dropped" and "echo" in rows["x-echo"].flags
+    assert rows[None].status == "flagged" and "loop" in rows[None].flags
+    assert len((await state.show(hub, acting, conversation))["messages"]) == 2
+    assert len(memory.outbox) == 1  # and nothing was sent on
