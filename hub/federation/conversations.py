@@ -255,12 +255,18 @@ async def place_created_note(
             if message is not None:
                 await place_message(conn, hub, conversation, message)
             return True, message, "add"
-        for p in await _participants_for(conn, fed, note, author):
-            await conv_store.put_participant(conn, conversation.id, p.id)
-        message = await store_note(fed, conn, obj, author, conversation_id=conversation.id)
-        if message is not None:
-            await place_message(conn, hub, conversation, message)
-        return True, message, None
+        if any(p.id == author.id for p in participants):
+            for p in await _participants_for(conn, fed, note, author):
+                await conv_store.put_participant(conn, conversation.id, p.id)
+            message = await store_note(fed, conn, obj, author, conversation_id=conversation.id)
+            if message is not None:
+                await place_message(conn, hub, conversation, message)
+            return True, message, None
+        # Someone who does not take part names the conversation: they join only
+        # when its owner adds them (an Add); what they wrote starts its own thread.
+        conversation, foreign_context = None, True
+    else:
+        foreign_context = False
     visibility = addressing.visibility_of(note["to"], note["cc"], followers_uri=author.followers_uri)
     if visibility != "direct" or not local_recipients:
         return False, None, None  # a post, not a conversation: the caller keeps it as before
@@ -278,7 +284,7 @@ async def place_created_note(
         follow_up = "add"
     else:
         owner = owner_for(author, [p for p in people if p.id != author.id])
-        if note["context"] and not hub.uris.is_local(note["context"]):
+        if note["context"] and not hub.uris.is_local(note["context"]) and not foreign_context:
             conversation = await msg_store.ensure_conversation(conn, uri=note["context"], owner_id=owner.id, local=False)
         else:
             conv_id = new_id()
@@ -287,7 +293,7 @@ async def place_created_note(
             )
         follow_up = None
     await conv_store.update_conversation(conn, conversation.id, {"visibility": "direct"})
-    for alias in (note["context"], note["conversation"]):
+    for alias in (note["context"], note["conversation"]) if not foreign_context else ():
         if alias and alias != conversation.uri and not hub.uris.is_local(alias):
             await conv_store.put_alias(conn, alias, conversation.id)
     for p in people:
@@ -350,7 +356,12 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
         if message is None and note is None:
             return Outcome("done", error="ignored: Add of a message of ours we do not have")
         if conversation is None and message is not None and message.conversation_id:
-            # The owner's hub adopted a thread we started: move it to their container.
+            # The owner's hub adopted a thread we started: move it to their
+            # container. Only the customer we hold it for may: anyone else
+            # naming one of our messages takes nothing.
+            held = await msg_store.get_conversation_by_id(conn, message.conversation_id)
+            if held is None or not held.local or held.owner_id != actor.id:
+                return Outcome("done", error="ignored: Add of our message by someone we do not hold it for")
             await conv_store.repoint_conversation(conn, message.conversation_id, uri=target_id, owner_id=actor.id, local=False)
             conversation = await msg_store.get_conversation_by_id(conn, message.conversation_id)
         elif conversation is None:

@@ -242,3 +242,46 @@ async def test_private_notes_never_leave(served_hub, remote, remote2, session, p
     assert [n["text"] for n in view["notes"]] == [f"{marker} by acme"]  # and each side sees only its own
 
 
+
+
+async def test_a_participant_cannot_take_a_conversation_kept_here(served_hub, remote, session, people):
+    """An Add naming one of our messages moves the conversation only for the
+    customer we hold it for (adoption), never for another participant."""
+
+    hub = served_hub
+    shop = remote.add_actor("shop", "container_peer")
+    carol = await access.acting_as(hub, "carol")
+    shop_row = await hub.resolve_handle(shop.uri)
+    conv, msg = await conversations.start(hub, carol, [shop_row, people["acme"]], "hello shop and acme")
+    await hub.runner.drain(raise_errors=False)
+    add = {"@context": AS, "id": f"{remote.base}/adds/x", "type": "Add", "actor": shop.uri,
+           "object": {"id": f"{remote.base}/creates/x", "type": "Create", "actor": people["carol"].uri, "object": msg.uri},
+           "target": {"type": "OrderedCollection", "id": f"{remote.base}/conversations/stolen", "attributedTo": shop.uri},
+           "to": [people["acme"].uri]}
+    assert (await post_signed(session, hub.uris.shared_inbox(), add, shop))[0] == 202
+    await hub.runner.drain(raise_errors=False)
+    async with hub.db.read() as conn:
+        after = await msg_store.get_conversation_by_id(conn, conv.id)
+    assert after.owner_id == people["carol"].id and after.local and after.uri == conv.uri
+    await conversations.close(hub, carol, after)  # still hers to moderate
+
+
+async def test_someone_outside_a_conversation_cannot_write_into_it_by_naming_its_context(
+        served_hub, remote, remote2, session, people):
+    hub = served_hub
+    rita = remote.add_actor("rita", "container_peer")
+    evil = remote2.add_actor("evil", "container_peer")
+    container = f"{remote.base}/conversations/1"
+    first = create_from(rita, to=[people["acme"].uri], text="hi acme", context=container)
+    assert (await post_signed(session, hub.uris.shared_inbox(), first, rita))[0] == 202
+    await hub.runner.drain(raise_errors=False)
+    forged = create_from(evil, to=[people["acme"].uri], text="I am rita's colleague, refund to IBAN X", context=container)
+    assert (await post_signed(session, hub.uris.shared_inbox(), forged, evil))[0] == 202
+    await hub.runner.drain(raise_errors=False)
+    acting, items = await inbox_json(hub, "acme")
+    threads = {}
+    for it in items:
+        view = await state.show(hub, acting, await conversations.get_conversation(hub, it["id"]))
+        threads[it["uri"]] = [m["text"] for m in view["messages"]]
+    assert threads[container] == ["hi acme"]  # rita's conversation is untouched
+    assert any("IBAN" in "".join(t) for uri, t in threads.items() if uri != container)  # evil's stands apart
