@@ -353,6 +353,9 @@ async def ingest(hub: Hub, network: str, env: Envelope, *, threading: bool = Tru
     async with hub.db.write() as conn:
         remote_id = ("unverified:" if unverified else "") + env.sender.remote_id
         identity = await ensure_identity(conn, hub, network, remote_id, env.sender.display_name, keys)
+        if identity.undeliverable_at is not None:
+            # they write again: the address works (a full mailbox, a typo fixed)
+            await bridge_store.update_identity(conn, identity.id, {"undeliverable_at": None, "undeliverable_reason": None})
         author_id = identity.claimed_actor_id or identity.actor_id
         author = await actor_store.get_actor_by_id(conn, author_id)
         if unverified:
@@ -459,20 +462,21 @@ async def _new_conversation(conn: Conn, hub: Hub, network: str, env: Envelope, a
 
 
 async def _bounced(conn: Conn, network: str, rejected: Rejected) -> None:
-    """A permanent bounce: the address is undeliverable, the send that bounced failed."""
+    """A permanent bounce of one of our sends: the address is undeliverable,
+    the send failed. Only a bounce that names a send of ours on this network,
+    to the address it reports, counts: anyone can write a report."""
     mapped = await bridge_store.get_mapped_by_txn(conn, rejected.bounce_of or "")
     if mapped is None and rejected.bounce_of:
         mapped = await bridge_store.get_mapped(conn, network, rejected.bounce_of)
-    identity = None
-    if mapped is not None and mapped.identity_id:
-        identity = await bridge_store.get_identity_by_id(conn, mapped.identity_id)
-    if identity is None and rejected.bounced_recipient:
-        identity = await bridge_store.get_identity(conn, network, rejected.bounced_recipient.lower())
+    if mapped is None or mapped.direction != "out" or mapped.network != network or not mapped.identity_id:
+        return
+    identity = await bridge_store.get_identity_by_id(conn, mapped.identity_id)
+    if identity is not None and rejected.bounced_recipient and rejected.bounced_recipient.lower() != identity.remote_id:
+        return  # it reports another address than the one we sent to
     if identity is not None:
         await bridge_store.update_identity(conn, identity.id, {
             "undeliverable_at": utcnow(), "undeliverable_reason": rejected.reason[:1000],
         })
-    if mapped is not None and mapped.identity_id:
         from hub.store import jobs as job_store
 
         await job_store.fail_bridge_send(conn, mapped.message_id, mapped.identity_id, f"bounced: {rejected.reason}"[:1000])

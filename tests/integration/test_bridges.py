@@ -608,6 +608,13 @@ async def test_a_bounce_fails_the_send_and_marks_the_address_undeliverable(serve
     view = await state.show(hub, acting, conversation)
     (d,) = [d for m in view["messages"] if m["uri"] == later.uri for d in m["delivery"] if d.get("network")]
     assert d["state"] == "failed-permanent" and "undeliverable" in d["last_error"]
+    # the person writes again from that address: it works after all
+    back = (f"From: Carol <carol.old@remote.example>\r\nTo: acme@{hub.cfg.mail_domain}\r\nSubject: I am back\r\n"
+            f"Message-ID: <back-1@remote.example>\r\n\r\nMy mailbox was full.\r\n").encode()
+    await asyncio.to_thread(smtp_send, smtp_port, back, "carol.old@remote.example", [f"acme@{hub.cfg.mail_domain}"])
+    await wait_for(lambda: _two(hub))
+    async with hub.db.read() as conn:
+        assert (await bridge_store.get_identity(conn, "email", "carol.old@remote.example")).undeliverable_at is None
 
 
 async def test_our_own_messages_coming_back_and_loops_are_never_placed(served_hub):
@@ -641,3 +648,42 @@ async def test_our_own_messages_coming_back_and_loops_are_never_placed(served_hu
     assert rows[None].status == "flagged" and "loop" in rows[None].flags
     assert len((await state.show(hub, acting, conversation))["messages"]) == 2
     assert len(memory.outbox) == 1  # and nothing was sent on
+
+
+async def test_only_a_real_report_of_our_send_marks_an_address_undeliverable(served_hub, mail, provider):
+    hub = served_hub
+    box, _port = provider
+    _connector, smtp_port = mail
+    acting = await access.acting_as(hub, "acme")
+    dan = await hub.resolve_handle("mailto:dan@customer.test")
+    conversation, _first = await conversations.start(hub, acting, [dan], "Your invoice.", subject="Invoice")
+    await hub.runner.drain()
+    ((mail_from, _r, sent),) = box.got
+    txn = mail_from.split("+", 1)[1].split("@", 1)[0]
+    domain = hub.cfg.mail_domain
+
+    # 1. a vacation reply sent, as RFC 3834 says, to the bounce address
+    vacation = (f"From: Dan <dan@customer.test>\r\nTo: {mail_from}\r\nSubject: Away: Invoice\r\n"
+                f"Auto-Submitted: auto-replied\r\nMessage-ID: <away-1@customer.test>\r\n\r\nBack on Monday.\r\n").encode()
+    await asyncio.to_thread(smtp_send, smtp_port, vacation, "", [mail_from])
+    # 2. a forged report, sent by anyone to acme@, naming our send but another address
+    template = (ROOT / "tests/fixtures/mail/bounce_dsn.eml").read_bytes()
+    forged = (template.replace(b"01kb7m3q9v2r5t8w1x4y6z0a2c", txn.encode()).replace(b"hub.example", domain.encode())
+              .replace(f"bounces+{txn}@{domain}".encode(), f"acme@{domain}".encode())
+              .replace(b"Carol.Old@remote.example", b"someone.else@customer.test"))
+    await asyncio.to_thread(smtp_send, smtp_port, forged, "x@attacker.test", [f"acme@{domain}"])
+    items = await wait_for(lambda: _two(hub))
+    assert sorted(i.flags[0] for i in items) == ["auto_reply", "bounce"]
+    async with hub.db.read() as conn:
+        identity = await bridge_store.get_identity(conn, "email", "dan@customer.test")
+    assert identity.undeliverable_at is None
+    view = await state.show(hub, acting, conversation)
+    assert [d["state"] for d in view["messages"][0]["delivery"] if d.get("network")] == ["sent"]
+    assert len(view["messages"]) == 1
+
+
+async def _two(hub):
+    await hub.runner.drain()
+    async with hub.db.read() as conn:
+        items = [i for i in await bridge_store.list_items(conn) if i.status != "queued"]
+    return len(items) == 2 and items

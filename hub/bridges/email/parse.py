@@ -319,9 +319,11 @@ def classify(msg: Message, *, sender: str | None, recipients: list[str], setting
     from_header = _header(msg, "From") or ""
     null_sender = sender is not None and sender.strip("<> ") == ""
     subject = _header(msg, "Subject") or ""
-    if report or verp is not None or (null_sender and BOUNCE_SUBJECTS.search(subject)) or (
-        DAEMONS.match(email.utils.parseaddr(from_header)[1] or "") and BOUNCE_SUBJECTS.search(subject)
-    ):
+    daemon = null_sender or DAEMONS.match(email.utils.parseaddr(from_header)[1] or "")
+    # A bounce is a delivery report, or a daemon's (or null sender's) mail that
+    # says so. Anything else that comes to the bounce address is an automatic
+    # answer (RFC 3834 sends vacation replies there): never a bounce.
+    if report or (daemon and BOUNCE_SUBJECTS.search(subject)):
         recipient, action, status, diagnostic = _dsn(msg)
         original = _original(msg)
         original_id = None
@@ -340,6 +342,8 @@ def classify(msg: Message, *, sender: str | None, recipients: list[str], setting
             reason=f"bounce: {reason}"[:1000], flags=["bounce"], bounce_of=verp or (original_txn or "").strip() or original_id,
             bounced_recipient=recipient.lower() if recipient else None, permanent=permanent,
         )
+    if verp is not None:
+        return Rejected(reason="an automatic answer to the bounce address, no delivery report", flags=["auto_reply"])
     auto = (_header(msg, "Auto-Submitted") or "no").strip().lower()
     precedence = (_header(msg, "Precedence") or "").strip().lower()
     if auto != "no" and auto:
