@@ -87,6 +87,8 @@ async def create_bridge(hub: Hub, name: str, *, kind: str, url: str | None, owne
                 raise NotFound(f"no local actor named {owner!r}")
         if await bridge_store.get_bridge(conn, name) is not None:
             raise Conflict(f"a bridge named {name!r} exists already")
+        if await bridge_store.network_in_use(conn, name):
+            raise Conflict(f"the name {name!r} was used by a bridge before: its people keep it; choose another")
         token = "rtb_" + secrets.token_urlsafe(32)
         secret = secrets.token_urlsafe(32)
         caps = {c: True for c in capabilities}

@@ -492,6 +492,7 @@ async def on_message(conn: Conn, hub: Hub, event: str, conversation: sa.Row, mes
         return
     allowed = await bridge_store.networks_of(conn, conversation.id)
     mapped = await bridge_store.mapped_for_message(conn, message.id)
+    carriers = await _carriers(conn, conversation.id, {t.network for t in targets})
     came_from = {m.identity_id for m in mapped if m.direction == "in"}
     sent_to = {m.identity_id for m in mapped if m.direction == "out"}
     rows = []
@@ -500,6 +501,8 @@ async def on_message(conn: Conn, hub: Hub, event: str, conversation: sa.Row, mes
             continue  # never echo a message to where it came from, or to its own writer
         if event != "create" and identity.id not in sent_to:
             continue  # they never had it
+        if identity.network not in carriers:
+            continue  # an actor's own channel carries only that actor's conversations
         stamp = message.edited_at.isoformat() if event == "edit" and message.edited_at else ""
         payload = {"bridge": identity.network, "identity_id": identity.id, "to": identity.remote_id,
                    "message_id": message.id, "event": event, "txn_id": new_id()}
@@ -511,6 +514,19 @@ async def on_message(conn: Conn, hub: Hub, event: str, conversation: sa.Row, mes
         rows.append(row)
     if rows:
         await put_jobs(conn, rows)
+
+
+async def _carriers(conn: Conn, conversation_id: str, networks: set[str]) -> set[str]:
+    """The networks that may carry this conversation: every hub-wide bridge,
+    and an actor's own channel (a webhook channel) where that actor takes part."""
+    out = set()
+    for network in networks:
+        bridge = await bridge_store.get_bridge(conn, network)
+        if bridge is None:
+            continue
+        if bridge.owner_actor_id is None or await conv_store.is_participant(conn, conversation_id, bridge.owner_actor_id):
+            out.add(network)
+    return out
 
 
 async def send(bridges: Bridges, p: dict) -> Outcome:
@@ -653,8 +669,8 @@ async def set_network_allowed(hub: Hub, acting: Acting, conversation: sa.Row, ne
     if conversation.owner_id != acting.actor.id:
         raise Forbidden("only the conversation's owner decides where it is mirrored")
     async with hub.db.write() as conn:
-        if await bridge_store.get_bridge(conn, network) is None:
-            raise UsageError(f"no bridge named {network!r}")
+        if not await _carriers(conn, conversation.id, {network}):
+            raise UsageError(f"no bridge named {network!r} can carry this conversation")
         if allowed:
             await bridge_store.allow_network(conn, conversation.id, network, allowed_by_id=acting.actor.id)
         else:

@@ -62,6 +62,16 @@ async def set_bridge_state(conn: Conn, name: str, state: str, detail: str | None
     await update_bridge(conn, name, {"state": state, "state_detail": clean_text(detail, 1000), "state_at": utcnow()})
 
 
+async def network_in_use(conn: Conn, network: str) -> bool:
+    """Whether a network name has ever had people or items: such a name is
+    never given to another bridge (it would inherit their conversations)."""
+    for table in (remote_identities, bridge_items):
+        col = table.c.network if table is remote_identities else table.c.bridge
+        if (await conn.execute(sa.select(sa.literal(1)).where(col == network).limit(1))).first() is not None:
+            return True
+    return False
+
+
 async def delete_bridge(conn: Conn, name: str) -> bool:
     return (await conn.execute(sa.delete(bridges).where(bridges.c.name == name))).rowcount > 0
 

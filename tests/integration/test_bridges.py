@@ -20,6 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
@@ -29,7 +30,7 @@ from hub.bridges import core as bridge_core
 from hub.bridges import webhook
 from hub.bridges.email import EmailConnector
 from hub.bridges.memory import MemoryConnector
-from hub.errors import Forbidden
+from hub.errors import Forbidden, UsageError
 from hub.inbox import access, conversations, state
 from hub.store import bridges as bridge_store
 from tests.helpers import free_port
@@ -687,3 +688,32 @@ async def _two(hub):
     async with hub.db.read() as conn:
         items = [i for i in await bridge_store.list_items(conn) if i.status != "queued"]
     return len(items) == 2 and items
+
+
+async def test_a_channel_name_is_never_handed_to_someone_else_and_carries_only_its_owners_conversations(sms, session):
+    hub, created, got, _answers = sms
+    url, secret = created["inbound_url"], created["secret"]
+    msg = {"id": "SM-1", "from": {"id": "+4915100000001", "name": "Carol"}, "text": "My address is 1 Main St"}
+    assert (await post_signed(session, url, msg, secret))[0] == 202
+    await hub.runner.drain()
+    acting, items = await inbox_of(hub, "acme")
+    conversation = await conversations.get_conversation(hub, items[0]["id"])
+    await bridge_api.remove_channel(hub, acting, "sms")
+    await actors.create_local_actor(hub, "mallory", kind="person")
+    with pytest.raises(Exception, match="used by a bridge before"):
+        await bridge_api.create_bridge(hub, "sms", kind="webhook", url="http://127.0.0.1:9/steal", owner="mallory",
+                                       capabilities=[])
+    # mallory's own channel cannot carry Acme's conversation with Carol
+    await bridge_api.create_bridge(hub, "mallorysms", kind="webhook", url="http://127.0.0.1:9/steal", owner="mallory",
+                                   capabilities=[])
+    stranger = await hub.resolve_handle("mallorysms:+4915100000001")
+    await conversations.add_participant(hub, acting, conversation, stranger)
+    with pytest.raises((Forbidden, UsageError)):  # not Acme's to allow, and mallory's channel cannot carry it
+        await bridge_core.set_network_allowed(hub, await access.acting_as(hub, "acme"), conversation, "mallorysms", True)
+    await conversations.reply(hub, acting, conversation, "We ship to 1 Main St.")
+    await hub.runner.drain(raise_errors=False)
+    async with hub.db.read() as conn:
+        rows = (await conn.execute(sa.text("SELECT payload FROM jobs WHERE kind = 'bridge.send'"))).all()
+    payloads = [json.loads(p) if isinstance(p, str) else p for (p,) in rows]
+    assert [p["bridge"] for p in payloads] == []  # no send queued for any network: sms is gone, mallorysms cannot
+    assert got == []
