@@ -75,11 +75,25 @@ def test_authentication_results_count_only_from_a_trusted_server(header, ok):
     assert verdict.authenticated is ok
 
 
-def test_only_the_results_our_mta_wrote_on_top_are_read():
-    raw = (b"Authentication-Results: mx.hub.example; dmarc=fail header.from=customer.test\r\n"
-           b"Received: from attacker.test by mx.hub.example; Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+def test_only_the_results_our_mta_wrote_are_read():
+    # OpenDKIM behind Postfix: Postfix's Received on top, the milter's header just below it
+    raw = (b"Received: from mx.customer.test by mx.hub.example; Mon, 23 Nov 2026 10:00:01 +0000\r\n"
+           b"Authentication-Results: mx.hub.example; dmarc=fail header.from=customer.test\r\n"
+           b"Received: from attacker.test by mx.customer.test; Mon, 23 Nov 2026 10:00:00 +0000\r\n"
            b"Authentication-Results: mx.hub.example; dmarc=pass header.from=customer.test\r\n" + message())
     headers = email.message_from_bytes(raw, policy=email.policy.compat32).items()
     ours = auth.results_from_our_side(headers)
     assert ours == ["mx.hub.example; dmarc=fail header.from=customer.test"]
     assert not auth.check(raw, ours, "customer.test", trusted=frozenset({"mx.hub.example"}), dnsfunc=dns).authenticated
+
+
+async def test_on_a_plain_smtp_listener_authentication_results_count_for_nothing(tmp_path):
+    from hub.bridges.email import EmailConnector
+    from tests.helpers import make_config
+
+    forged = b"Authentication-Results: mx.hub.example; dmarc=pass header.from=customer.test\r\n" + message()
+    for lmtp, expected in ((False, False), (True, True)):
+        cfg = make_config(tmp_path, mail_trusted_authserv_ids="mx.hub.example", lmtp=lmtp)
+        env = await EmailConnector(cfg, dnsfunc=dns).receive(forged, sender="carol@customer.test",
+                                                               recipients=[f"acme@{cfg.mail_domain}"])
+        assert env.sender.authenticated is expected

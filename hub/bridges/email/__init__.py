@@ -111,7 +111,7 @@ class EmailConnector(Connector):
         from_domain = result.sender.remote_id.rsplit("@", 1)[-1]
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
         verdict = await asyncio.to_thread(
-            auth.check, raw, auth.results_from_our_side(headers.items()), from_domain,
+            auth.check, raw, auth.results_from_our_side(headers.items()) if self.cfg.lmtp else [], from_domain,
             trusted=self.trusted, dnsfunc=self.dnsfunc,
         )
         result.sender.authenticated = verdict.authenticated

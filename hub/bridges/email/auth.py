@@ -7,9 +7,10 @@ Two sources, either is enough:
   alignment);
 * an ``Authentication-Results`` header (RFC 8601) added by an upstream MTA
   this hub trusts (``trusted_authserv_ids``): ``dmarc=pass``, an aligned
-  ``dkim=pass``, or an aligned ``spf=pass``. Headers from any other
-  authserv-id, or below the first ``Received`` line (they came with the
-  message), are ignored, since anyone can write them.
+  ``dkim=pass``, or an aligned ``spf=pass``, read only behind the hub's own
+  MTA (LMTP) and above the second ``Received`` line. Headers from any other
+  authserv-id, or lower down (they came with the message), are ignored,
+  since anyone can write them.
 
 The DNS lookup of DKIM keys is injectable (``dnsfunc``), for tests and for
 an operator's own resolver.
@@ -51,18 +52,23 @@ def _domain_of(value: str | None) -> str | None:
 
 
 def results_from_our_side(headers: Iterable[tuple[str, str]]) -> list[str]:
-    """The ``Authentication-Results`` headers above the first ``Received``.
+    """The ``Authentication-Results`` headers above the second ``Received``.
 
-    The MTA in front of the hub (its milters: OpenDKIM, OpenDMARC, rspamd)
-    writes them on top, above every ``Received`` line; one lower down came
-    with the message, and anyone can write that one, naming any authserv-id.
+    Read only when the hub sits behind its own MTA (LMTP): where anyone can
+    connect to the listener, anyone can write these headers, so only DKIM
+    counts. The MTA's milters (OpenDKIM, OpenDMARC, rspamd) write them on top
+    or just below the MTA's own ``Received`` line; the MTA must remove
+    incoming ones that name its authserv-id (RFC 8601, section 5).
     """
     out = []
+    received = 0
     for name, value in headers:
         lowered = name.lower()
         if lowered == "received":
-            break
-        if lowered == "authentication-results":
+            received += 1
+            if received == 2:
+                break
+        elif lowered == "authentication-results":
             out.append(str(value))
     return out
 
