@@ -336,6 +336,8 @@ async def run_external(cfg, args) -> int:
     host, _, port = args.listen.rpartition(":")
     public_url = os.environ.get("ROUNDTABLE_BRIDGE_URL") or f"http://{host or '127.0.0.1'}:{port}"
 
+    sent: dict[str, str] = {}  # transaction id -> remote id: a send the hub repeats is not sent twice
+
     async def send(request: web.Request) -> web.Response:
         body = await request.content.read(1024 * 1024 + 1)
         problem = webhook.verify(secret, request.headers, body)
@@ -345,11 +347,16 @@ async def run_external(cfg, args) -> int:
             outbound = Outbound.from_json(_json(body))
         except (HubError, TypeError) as exc:
             return _error(400, f"not a send: {exc}")
+        if outbound.txn_id in sent:
+            return web.json_response({"remote_id": sent[outbound.txn_id]})
         try:
             remote_id = await connector.send(outbound)
         except SendError as exc:
             status = 422 if exc.permanent else 503
             return _error(status, str(exc))
+        if len(sent) > 100_000:
+            sent.clear()
+        sent[outbound.txn_id] = remote_id
         return web.json_response({"remote_id": remote_id})
 
     app = web.Application(client_max_size=1024 * 1024)

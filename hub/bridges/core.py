@@ -217,7 +217,11 @@ class Bridges:
             return DONE
         try:
             caps = _capabilities_of(bridge, self.connector_for(bridge))
-            status, flags, reason, message_id = await ingest(hub, item.bridge, result, threading=caps.get("threading", True))
+            try:
+                status, flags, reason, message_id = await ingest(hub, item.bridge, result,
+                                                                 threading=caps.get("threading", True))
+            except _AlreadyPlaced:
+                status, flags, reason, message_id = "dropped", list(result.flags) + ["duplicate"], "already placed", None
         except HubError as exc:
             await self._mark(item_id, "flagged", ["refused"], exc.safe)
             return DONE
@@ -331,6 +335,10 @@ def _subject(subject: str | None) -> str | None:
     return text[:255] or None
 
 
+class _AlreadyPlaced(Exception):
+    pass
+
+
 async def ingest(hub: Hub, network: str, env: Envelope, *, threading: bool = True) -> tuple[str, list[str], str | None, str | None]:
     """Place one envelope; ``(item status, flags, reason, message id)``.
     ``threading``: whether the network names what a message answers."""
@@ -387,8 +395,10 @@ async def ingest(hub: Hub, network: str, env: Envelope, *, threading: bool = Tru
         message = await _post(conn, hub, acting, conversation, text[:20_000], in_reply_to=parent, participants=participants,
                               bridged={"network": network, "remote_id": env.remote_id[:2048], "flags": flags,
                                        "published_at": published})
-        await bridge_store.put_mapping(conn, network=network, remote_id=env.remote_id, part=env.part,
-                                       message_id=message.id, direction="in", identity_id=identity.id, txn_id=new_id())
+        if not await bridge_store.put_mapping(conn, network=network, remote_id=env.remote_id, part=env.part,
+                                              message_id=message.id, direction="in", identity_id=identity.id,
+                                              txn_id=new_id(), hops=env.hops):
+            raise _AlreadyPlaced  # the same item, placed meanwhile by another worker: undo this one
         for a, digest in stored:
             await bridge_store.put_attachment(conn, message_id=message.id, filename=a.filename,
                                               content_type=a.content_type, size=len(a.data), sha256=digest)
@@ -532,6 +542,8 @@ async def _carriers(conn: Conn, conversation_id: str, networks: set[str]) -> set
 async def send(bridges: Bridges, p: dict) -> Outcome:
     hub = bridges.hub
     async with hub.db.read() as conn:
+        if await bridge_store.get_mapped_by_txn(conn, p["txn_id"]) is not None:
+            return Outcome("done", error="sent before (the job is repeated after its success was recorded)")
         bridge = await bridge_store.get_bridge(conn, p["bridge"])
         identity = await bridge_store.get_identity_by_id(conn, p["identity_id"])
         message = await msg_store.get_message_by_id(conn, p["message_id"])
@@ -617,6 +629,8 @@ async def build_outbound(conn: Conn, hub: Hub, bridge: sa.Row, connector: Connec
                 kind = "withdrawal"
                 why = "withdrawn by its author" if event == "delete" else "removed from the conversation by its owner"
                 text = f"The message of {when} from {author_name} was {why}."
+    came_in = [m for m in await bridge_store.mapped_for_message(conn, message.id) if m.direction == "in"]
+    hops = 1 + max((m.hops for m in came_in), default=0)
     rows = (await bridge_store.attachments_of(conn, [message.id]))[message.id]
     attachments = [OutboundAttachment(filename=a.filename, content_type=a.content_type,
                                       path=str(media.path_of(hub.cfg, a.sha256)), size=a.size,
@@ -633,7 +647,7 @@ async def build_outbound(conn: Conn, hub: Hub, bridge: sa.Row, connector: Connec
         subject=conversation.subject, kind=kind, reply_token=await bridge_store.reply_token(conn, conversation.id, speaker.id),
         references=await bridge_store.thread_remote_ids(conn, conversation.id, bridge.name),
         target_remote_id=target_remote_id, attachments=attachments, conversation_uri=conversation.uri,
-        message_uri=message.uri,
+        message_uri=message.uri, hops=hops,
     )
 
 

@@ -175,14 +175,14 @@ async def mapped_for_message(conn: Conn, message_id: str) -> list[sa.Row]:
 
 async def put_mapping(
     conn: Conn, *, network: str, remote_id: str, message_id: str, direction: str, identity_id: str | None,
-    txn_id: str, part: int = 0, edit_count: int = 0,
+    txn_id: str, part: int = 0, edit_count: int = 0, hops: int = 0,
 ) -> bool:
     """Record that ``message_id`` is ``remote_id`` on ``network``; False if
     that remote id was already mapped (nothing is bridged twice)."""
     row = {
         "id": new_id(), "network": network, "remote_id": remote_id[:1000], "part": part, "message_id": message_id,
         "direction": direction, "identity_id": identity_id, "edit_count": edit_count, "txn_id": txn_id,
-        "created_at": utcnow(),
+        "hops": max(0, min(int(hops or 0), 100)), "created_at": utcnow(),
     }
     return bool(await insert_ignore(conn, bridge_messages, [row], returning=bridge_messages.c.id))
 

@@ -468,6 +468,8 @@ bridge_messages = sa.Table(
     sa.Column("identity_id", sa.String(26), sa.ForeignKey("remote_identities.id", ondelete="SET NULL"), nullable=True),
     sa.Column("edit_count", sa.Integer, nullable=False, default=0),
     sa.Column("txn_id", sa.String(26), nullable=False, unique=True),
+    # how many bridges an inbound message had passed (what is sent on carries one more)
+    sa.Column("hops", sa.Integer, nullable=False, server_default="0"),
     _created(),
     sa.UniqueConstraint("network", "remote_id", "part", name="uq_bridge_messages_remote"),
 )

@@ -717,3 +717,42 @@ async def test_a_channel_name_is_never_handed_to_someone_else_and_carries_only_i
     payloads = [json.loads(p) if isinstance(p, str) else p for (p,) in rows]
     assert [p["bridge"] for p in payloads] == []  # no send queued for any network: sms is gone, mallorysms cannot
     assert got == []
+
+
+async def test_an_item_placed_twice_at_once_is_one_message_and_a_send_repeated_goes_once(served_hub):
+    hub = served_hub
+    hub.bridges.connectors.clear()
+    memory = MemoryConnector("chat")
+    hub.bridges.add_connector(memory)
+    await hub.bridges.ensure_bridge_rows()
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    from hub.bridges.base import Attachment, Envelope, Sender
+
+    def envelope(hops=0, remote_id="dup-1", sender="lee", text="hello", reply_to=()):
+        return Envelope(network="chat", remote_id=remote_id, sender=Sender(sender, "Lee"), text=text,
+                        recipients=["acme"], hops=hops, reply_to=list(reply_to),
+                        attachments=[Attachment("a.txt", "text/plain", b"x" * 1000)])
+
+    results = await asyncio.gather(*(bridge_core.ingest(hub, "chat", envelope()) for _ in range(2)),
+                                   return_exceptions=True)
+    placed = [r for r in results if not isinstance(r, BaseException) and r[0] == "placed"]
+    assert len(placed) == 1, results
+    acting, items = await inbox_of(hub, "acme")
+    assert len(items) == 1 and len((await state.show(hub, acting, await conversations.get_conversation(
+        hub, items[0]["id"])))["messages"]) == 1
+
+    # hops: a message that came through two bridges goes on with three
+    conversation = await conversations.get_conversation(hub, items[0]["id"])
+    other = await hub.resolve_handle("chat:kim")
+    await conversations.add_participant(hub, acting, conversation, other)  # a steward: the owner is unclaimed
+    await bridge_core.ingest(hub, "chat", envelope(hops=2, remote_id="dup-2", text="again", reply_to=["dup-1"]))
+    await hub.runner.drain()
+    (sent,) = [o for _r, o in memory.outbox if o.to == "kim"]
+    assert sent.hops == 3 and "again" in sent.text
+
+    # a send job repeated after it succeeded sends nothing more
+    async with hub.db.read() as conn:
+        (payload,) = [json.loads(p) if isinstance(p, str) else p for (p,) in (await conn.execute(
+            sa.text("SELECT payload FROM jobs WHERE kind = 'bridge.send' AND state = 'done'"))).all()]
+    outcome = await bridge_core.send(hub.bridges, payload)
+    assert outcome.state == "done" and len(memory.outbox) == 1
