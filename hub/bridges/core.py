@@ -314,7 +314,8 @@ async def ensure_identity(conn: Conn, hub: Hub, network: str, remote_id: str, di
     actor_id = new_id()
     values = _actor_values(hub, actor_id=actor_id, username=username, type_="Person", private_pem=private_pem)
     values.update(
-        name=(display_name or remote_id.split("@")[0])[:255],
+        # the address or number is never published: without a display name, a neutral one
+        name=(display_name or f"{network.capitalize()} user")[:255],
         summary=f"<p>Writes through the {network} bridge of {hub.cfg.domain}.</p>",
         discoverable=False,
         bridge_network=network,
@@ -642,7 +643,8 @@ async def build_outbound(conn: Conn, hub: Hub, bridge: sa.Row, connector: Connec
     from hub import text as textmod
 
     return Outbound(
-        network=bridge.name, txn_id=p["txn_id"], to=identity.remote_id, to_name=identity.display_name,
+        network=bridge.name, txn_id=p["txn_id"], to=identity.remote_id.removeprefix("unverified:"),
+        to_name=identity.display_name,
         from_username=speaker.username, from_name=from_name, text=text, html=textmod.plain_to_html(text),
         subject=conversation.subject, kind=kind, reply_token=await bridge_store.reply_token(conn, conversation.id, speaker.id),
         references=await bridge_store.thread_remote_ids(conn, conversation.id, bridge.name),

@@ -224,6 +224,7 @@ async def show(hub: Hub, acting: Acting, conversation: sa.Row, *, mark_read: boo
         messages = []
         rows = await conv_store.list_messages(conn, conversation.id)
         files = await bridge_store.attachments_of(conn, [m.id for m in rows])
+        addresses = await bridge_store.addresses_of(conn, {m.actor_id for m in rows})
         for m in rows:
             domain = hub.cfg.domain if m.author_local else m.author_domain
             member = None
@@ -235,6 +236,7 @@ async def show(hub: Hub, acting: Acting, conversation: sa.Row, *, mark_read: boo
                 "author": m.author_uri,
                 "author_name": m.author_name or m.author_username,
                 "author_handle": f"@{m.author_username}@{domain}",
+                "author_address": addresses.get(m.actor_id),
                 "member": member,
                 "network": m.network,
                 "text": m.content_text,

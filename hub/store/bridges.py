@@ -105,6 +105,17 @@ async def put_identity(conn: Conn, *, network: str, remote_id: str, actor_id: st
     return identity_id
 
 
+async def addresses_of(conn: Conn, actor_ids: set[str]) -> dict[str, dict]:
+    """``{bridged actor id: {network, address}}``: who a bridged actor is on its
+    network, for the people in a conversation with them (never published)."""
+    if not actor_ids:
+        return {}
+    stmt = sa.select(remote_identities.c.actor_id, remote_identities.c.network, remote_identities.c.remote_id).where(
+        remote_identities.c.actor_id.in_(list(actor_ids))
+    )
+    return {a: {"network": n, "address": r.removeprefix("unverified:")} for a, n, r in await conn.execute(stmt)}
+
+
 async def update_identity(conn: Conn, identity_id: str, values: dict) -> None:
     await conn.execute(sa.update(remote_identities).where(remote_identities.c.id == identity_id).values(**values))
 

@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.e2e.conftest import HubProcess, unique, wait_until
+from tests.e2e.conftest import HubProcess, get_json, unique, wait_until
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -145,7 +145,10 @@ def test_a_customer_on_email_and_an_organization_share_one_thread_the_customer_o
     assert view["conversation"]["subject"] == "My kettle is broken"
     assert {"network": "email", "origin": True} in view["conversation"]["networks"]
     owner_uri = items[0]["owner"]
-    assert "@" not in owner_uri.rsplit("/", 1)[1]  # the address is never published in the actor's URI
+    assert "@" not in owner_uri.rsplit("/", 1)[1]  # the address is never published in the actor's URI...
+    status, doc = get_json(owner_uri)
+    assert status == 200 and doc["type"] == "Person" and carol.split("@")[0] not in json.dumps(doc)  # ...nor in it
+    assert m1["author_address"] == {"network": "email", "address": carol}  # the people in the conversation see it
 
     # 2. an agent replies from the hub; it arrives as mail, threaded
     marker = unique("PRIVATE-mail-note-")
