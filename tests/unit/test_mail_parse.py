@@ -433,3 +433,22 @@ def test_a_german_exchange_auto_reply_subject_is_recognised_without_headers():
     result = mail.parse(msg, network="email", sender="jana@example.de", recipients=["acme@hub.example"],
                         settings=SETTINGS)
     assert isinstance(result, Rejected) and "auto_reply" in result.flags
+
+
+def test_composed_mail_keeps_every_header_on_one_line_and_international_domains_in_idna():
+    from hub.bridges.base import Outbound, SendError
+    from hub.bridges.email import compose
+
+    out = Outbound(network="email", txn_id="01ktxn", to="carol@bücher.example", to_name="Jöran\nBcc: x@y.example",
+                   from_username="acme", from_name="Acme\r\nBcc: evil@x.example", text="hi", html="<p>hi</p>",
+                   subject="Line 1\nBcc: evil@x.example\u2028more")
+    msg, mail_from, message_id = compose.compose(out, mail_domain="hub.example")
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    assert parsed["Bcc"] is None and parsed["Subject"] == "Line 1 Bcc: evil@x.example more"
+    assert parsed["To"].addresses[0].addr_spec == "carol@xn--bcher-kva.example"
+    assert parsed["To"].addresses[0].display_name == "Jöran Bcc: x@y.example"
+    assert compose.wire_address("carol@bücher.example") == "carol@xn--bcher-kva.example"
+    assert mail_from == "bounces+01ktxn@hub.example" and message_id == "01ktxn@hub.example"
+    with pytest.raises(SendError) as info:
+        compose.wire_address("jöran@example.de")
+    assert info.value.permanent

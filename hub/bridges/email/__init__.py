@@ -125,12 +125,16 @@ class EmailConnector(Connector):
         if not self.cfg.smtp_relay:
             await self.set_state(State.ERROR, "no smtp_relay configured")
             raise SendError("no SMTP relay is configured (smtp_relay)")
-        msg, mail_from, message_id = compose.compose(outbound, mail_domain=self.cfg.mail_domain)
-        data = msg.as_bytes()
+        try:
+            msg, mail_from, message_id = compose.compose(outbound, mail_domain=self.cfg.mail_domain)
+            data = msg.as_bytes()
+            rcpt = compose.wire_address(outbound.to)
+        except (ValueError, TypeError, LookupError) as exc:  # nothing a retry would change
+            raise SendError(f"cannot write this mail: {exc}"[:500], permanent=True) from None
         if self._dkim_key is not None:
             data = compose.dkim_sign(data, selector=self.cfg.dkim_selector, domain=self.cfg.mail_domain,
                                      private_key=self._dkim_key)
-        await self.submit(data, mail_from, [outbound.to])
+        await self.submit(data, mail_from, [rcpt])
         return message_id
 
     async def submit(self, data: bytes, mail_from: str, to: list[str]) -> None:

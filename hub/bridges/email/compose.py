@@ -14,21 +14,43 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+import re
 from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
 import dkim
 
-from hub.bridges.base import Outbound
+from hub.bridges.base import Outbound, SendError
 
 SIGNED_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"in-reply-to", b"references",
                   b"mime-version", b"content-type", b"auto-submitted"]
 
 
+_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def one_line(value: str | None, limit: int) -> str:
+    """A header value on one line: line breaks and control characters become spaces."""
+    return _BREAKS.sub(" ", value or "").strip()[:limit]
+
+
+def wire_address(addr: str) -> str:
+    """The address as it goes in RCPT TO (an internationalised domain in IDNA)."""
+    a = _address(None, addr)
+    return f"{a.username}@{a.domain}"
+
+
 def _address(name: str | None, addr: str) -> Address:
-    local, _, domain = addr.partition("@")
-    return Address(display_name=(name or "").replace("\n", " ").replace("\r", " ")[:120], username=local, domain=domain)
+    local, _, domain = addr.rpartition("@")
+    if not local.isascii():
+        # an internationalised mailbox needs SMTPUTF8 end to end; the relay may not offer it
+        raise SendError(f"cannot send to {addr!r}: a non-ASCII mailbox name needs SMTPUTF8", permanent=True)
+    try:
+        domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        raise SendError(f"cannot send to {addr!r}: not a valid domain", permanent=True) from None
+    return Address(display_name=one_line(name, 120), username=local, domain=domain)
 
 
 def compose(out: Outbound, *, mail_domain: str) -> tuple[EmailMessage, str, str]:
@@ -44,7 +66,7 @@ def compose(out: Outbound, *, mail_domain: str) -> tuple[EmailMessage, str, str]
         subject = f"Message from {out.from_name}"
     if out.kind == "correction":
         subject = f"{subject} (correction)"
-    msg["Subject"] = subject[:250]
+    msg["Subject"] = one_line(subject, 250)
     msg["Date"] = email.utils.formatdate(usegmt=True)
     message_id = f"{out.txn_id}@{mail_domain}"
     msg["Message-ID"] = f"<{message_id}>"
@@ -62,8 +84,8 @@ def compose(out: Outbound, *, mail_domain: str) -> tuple[EmailMessage, str, str]
     msg.add_alternative(f"<!DOCTYPE html><html><body>{out.html}</body></html>", subtype="html")
     for a in out.attachments:
         maintype, _, subtype = a.content_type.partition("/")
-        msg.add_attachment(Path(a.path).read_bytes(), maintype=maintype or "application",
-                           subtype=subtype or "octet-stream", filename=a.filename)
+        msg.add_attachment(Path(a.path).read_bytes(), maintype=one_line(maintype, 60) or "application",
+                           subtype=one_line(subtype, 60) or "octet-stream", filename=one_line(a.filename, 200) or "file")
     return msg, f"bounces+{out.txn_id}@{mail_domain}", message_id
 
 
