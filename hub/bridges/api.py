@@ -245,7 +245,7 @@ async def channel_inbound(request: web.Request, hub: Hub) -> web.Response:
         bridge = await bridge_store.get_bridge(conn, name)
     if bridge is None or bridge.kind != "webhook":
         raise NotFound(f"no channel named {name!r}")
-    body = await _read(request, MAX_ITEM_BYTES)
+    body = await _read(request, hub.cfg.max_mail_bytes)
     problem = webhook.verify(bridge.secret or "", request.headers, body)
     if problem:
         raise Unauthorized(problem)

@@ -228,7 +228,7 @@ async def start(hub: Hub, acting: Acting, targets: list[sa.Row], text: str, *, s
                                              added_by_id=acting.actor.id)
         for t in targets:
             if t.bridge_network:  # a person on another network: written to there, a network allowed by starting so
-                await _add_channel(conn, conv_id, t, origin=True)
+                await _add_channel(conn, conv_id, t, origin=t.id == owner.id)
         conversation = await msg_store.get_conversation_by_id(conn, conv_id)
         participants = await conv_store.list_participants(conn, conv_id)
         message = await _post(conn, hub, acting, conversation, text, in_reply_to=None, participants=participants)

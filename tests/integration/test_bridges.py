@@ -228,6 +228,8 @@ async def test_a_webhook_channel_takes_signed_json_and_refuses_the_rest(sms, ses
     assert status == 401 and "signature" in body["error"]
     status, body = await post_signed(session, url, good, secret, ts=str(int(time.time()) - 3600))
     assert status == 401 and "old" in body["error"]
+    status, body = await post_signed(session, url, good, secret, sig="sha256=\u00e9\u00e9")
+    assert status == 401 and "signature" in body["error"]
     status, body = await post_signed(session, url, {"id": "x", "text": "no sender"}, secret)
     assert status == 400 and "from.id" in body["error"]
     status, body = await post_signed(session, url, b"{not json", secret)

@@ -452,3 +452,17 @@ def test_composed_mail_keeps_every_header_on_one_line_and_international_domains_
     with pytest.raises(SendError) as info:
         compose.wire_address("jöran@example.de")
     assert info.value.permanent
+
+
+@pytest.mark.parametrize(("subject", "automatic"), [
+    ("Automatic reply: Your order", True), ("Out of Office: back Monday", True), ("Auto: away", True),
+    ("Abwesenheitsnotiz: Urlaub", True), ("Réponse automatique : absent", True), ("Out of office", True),
+    ("Absence of refund for order 123", False), ("Auto: my car repair", True),
+    ("Automobile insurance question", False), ("Autoreply settings do not work", False),
+])
+def test_auto_reply_subjects_are_recognised_without_swallowing_real_ones(subject, automatic):
+    msg = (f"From: Jo <jo@example.org>\r\nTo: acme@hub.example\r\nSubject: {subject}\r\n"
+           f"Message-ID: <s-1@example.org>\r\n\r\nHello.\r\n").encode()
+    result = mail.parse(msg, network="email", sender="jo@example.org", recipients=["acme@hub.example"],
+                        settings=SETTINGS)
+    assert isinstance(result, Rejected) is automatic

@@ -344,13 +344,18 @@ async def fetch_message(client: aioimaplib.IMAP4, uid: int) -> bytes | None:
     if response.result != "OK":
         raise ImapError(State.ERROR, f"UID FETCH {uid} refused: {_text(response)}")
     lines = response.lines
+    answered = False
     for i, line in enumerate(lines[:-1]):
         # the one literal of the answer follows its FETCH line (``... BODY[] {SIZE}``)
-        if isinstance(line, bytes) and _FETCH_LINE.match(line) and line.rstrip().endswith(b"}"):
-            literal = lines[i + 1]
-            if isinstance(literal, (bytes, bytearray)):
-                return bytes(literal)
-    return None
+        if isinstance(line, (bytes, bytearray)) and _FETCH_LINE.match(line):
+            answered = answered or re.search(rb"\bUID %d\b" % uid, line) is not None
+            if line.rstrip().endswith(b"}") and isinstance(lines[i + 1], (bytes, bytearray)):
+                return bytes(lines[i + 1])
+    if answered:
+        # the server answered for the message in a shape we cannot read: never
+        # skip it (it would be lost); the mailbox waits and tries again
+        raise ImapError(State.ERROR, f"UID FETCH {uid}: an answer without the message in it")
+    return None  # no answer for that UID: it was expunged meanwhile
 
 
 def return_path(raw: bytes) -> str | None:

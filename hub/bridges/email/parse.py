@@ -26,10 +26,12 @@ from mailparser_reply.parser import EmailMessage as ParsedMail
 from hub.bridges.base import Attachment, Envelope, Rejected, Sender
 
 LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs"]
+# Subjects auto-replies put in front ("Automatic reply: ...", "Out of Office: ..."):
+# the phrase, then a colon (or nothing else), so that "Absence of refund" stays a message.
 AUTO_SUBJECTS = re.compile(
-    r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto:|out of (the )?office|abwesenheit|"
-    r"r[ée]ponse automatique|respuesta autom[áa]tica|risposta automatica|automatisch antwoord|"
-    r"autosvar|fuera de la oficina|absence|automatische antwort)",
+    r"^\s*(auto(matic)?[ -]?(reply|response|antwort)|auto|out of (the )?office( auto ?reply)?|abwesend|"
+    r"abwesenheit(snotiz)?|r[ée]ponse automatique|respuesta autom[áa]tica|risposta automatica|"
+    r"automatisch antwoord|autosvar|fuera de la oficina|absence|automatische antwort)\s*(:|$)",
     re.I,
 )
 BOUNCE_SUBJECTS = re.compile(
