@@ -75,6 +75,15 @@ async def mail(served_hub, provider):
     await hub.bridges.stop()
 
 
+async def chat_network(hub) -> MemoryConnector:
+    """The in-memory reference network, named "chat", as this hub's only bridge."""
+    hub.bridges.connectors.clear()
+    memory = MemoryConnector("chat")
+    hub.bridges.add_connector(memory)
+    await hub.bridges.ensure_bridge_rows()
+    return memory
+
+
 async def inbox_of(hub, username):
     acting = await access.acting_as(hub, username)
     items, _ = await state.list_conversations(hub, acting)
@@ -138,10 +147,7 @@ async def _placed(hub):
 
 async def test_nothing_goes_to_a_network_the_owner_has_not_allowed(served_hub):
     hub = served_hub
-    hub.bridges.connectors.clear()
-    memory = MemoryConnector("chat")
-    hub.bridges.add_connector(memory)
-    await hub.bridges.ensure_bridge_rows()
+    memory = await chat_network(hub)
     alice = await actors.create_local_actor(hub, "alice", kind="person", name="Alice")
     acme = await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
     as_alice, as_acme = await access.acting_as(hub, "alice"), await access.acting_as(hub, "acme")
@@ -463,10 +469,7 @@ async def test_the_api_gives_customers_and_organizations_the_same_bridge_tools(s
     from tests.integration.test_inbox_api import token_for
 
     hub = served_hub
-    hub.bridges.connectors.clear()
-    memory = MemoryConnector("chat")
-    hub.bridges.add_connector(memory)
-    await hub.bridges.ensure_bridge_rows()
+    memory = await chat_network(hub)
     base = hub.cfg.base_url + "/api/roundtable/v1"
     await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
     await actors.create_local_actor(hub, "alice", kind="person", name="Alice")
@@ -523,10 +526,7 @@ async def test_two_items_from_one_new_person_make_one_bridged_person(served_hub)
     """Placed side by side (PostgreSQL runs them concurrently), they still make
     one identity and both become messages."""
     hub = served_hub
-    hub.bridges.connectors.clear()
-    memory = MemoryConnector("chat")
-    hub.bridges.add_connector(memory)
-    await hub.bridges.ensure_bridge_rows()
+    await chat_network(hub)
     await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
     for n in range(4):
         raw = json.dumps({"id": f"c-{n}", "from": {"id": "newbie", "name": "New"}, "text": f"hello {n}"}).encode()
@@ -622,10 +622,7 @@ async def test_a_bounce_fails_the_send_and_marks_the_address_undeliverable(serve
 
 async def test_our_own_messages_coming_back_and_loops_are_never_placed(served_hub):
     hub = served_hub
-    hub.bridges.connectors.clear()
-    memory = MemoryConnector("chat")
-    hub.bridges.add_connector(memory)
-    await hub.bridges.ensure_bridge_rows()
+    memory = await chat_network(hub)
     await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
     first = json.dumps({"id": "x-1", "from": {"id": "kim", "name": "Kim"}, "text": "hello"}).encode()
     await hub.bridges.submit("chat", first, sender="kim", recipients=["acme"])
@@ -723,10 +720,7 @@ async def test_a_channel_name_is_never_handed_to_someone_else_and_carries_only_i
 
 async def test_an_item_placed_twice_at_once_is_one_message_and_a_send_repeated_goes_once(served_hub):
     hub = served_hub
-    hub.bridges.connectors.clear()
-    memory = MemoryConnector("chat")
-    hub.bridges.add_connector(memory)
-    await hub.bridges.ensure_bridge_rows()
+    memory = await chat_network(hub)
     await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
     from hub.bridges.base import Attachment, Envelope, Sender
 
