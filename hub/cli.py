@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("uri", metavar="URI")
     dl.add_argument("--json", action="store_true")
 
+    inv = cmd("invite", "create an invitation code for signing up while open sign-up is off; prints it once")
+    inv.add_argument("--days", type=int, default=14, help="valid this many days (0: no end)")
+
     jobs = cmd("jobs", "job queue status")
     jobs.add_argument("--json", action="store_true")
     add_inbox_commands(sub, common)

@@ -315,7 +315,17 @@ async def cmd_jobs(hub: Hub, args) -> int:
     return 0
 
 
+async def cmd_invite(hub: Hub, args) -> int:
+    from hub import sessions
+
+    code = await sessions.create_invitation(hub, created_by_id=None, days=args.days or None)
+    print(code)
+    print(f"sign up with it at {hub.cfg.base_url}/signup?invitation={code}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
+    "invite": cmd_invite,
     "demo": cmd_demo,
     "actor": cmd_actor,
     "follow": cmd_follow,

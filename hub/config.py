@@ -102,6 +102,14 @@ class Config:
     max_attachment_bytes: int = 10 * 1024 * 1024
     imap_poll_s: float = 60.0
     """How often the email bridge polls the IMAP mailboxes it reads (``roundtable bridge imap add``)."""
+    signups: bool = True
+    """Anyone may create an account at ``/signup``; when off, only with an invitation."""
+    session_days: int = 30
+    """How long a browser stays signed in without being used."""
+    login_max_failures: int = 5
+    """Failed sign-ins per account (and four times that per address) within ``login_window_s``
+    before sign-in is refused for a while (429)."""
+    login_window_s: int = 900
 
     @property
     def base_url(self) -> str:

@@ -69,11 +69,23 @@ def wants_activity_json(request: web.Request) -> bool:
 
 
 def render(request: web.Request, template: str, *, status: int = 200, **context) -> web.Response:
+    """A page; it knows who is signed in (``session``) and the form token (``csrf_token``)."""
+    from hub import web_accounts
+
     hub = request.app[HUB_KEY]
     env = request.app[JINJA_KEY]
-    html = env.get_template(template).render(cfg=hub.cfg, **context)
+    session = web_accounts.current(request)
+    html = env.get_template(template).render(cfg=hub.cfg, session=session, csrf_token=web_accounts.csrf_token(request),
+                                             **context)
     resp = web.Response(text=html, content_type="text/html", status=status)
-    resp.headers["Vary"] = "Accept"
+    resp.headers["Vary"] = "Accept, Cookie"
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Referrer-Policy"] = "same-origin"
+    resp.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                                               "script-src 'self'; frame-ancestors 'none'; form-action 'self'")
+    if session is not None:
+        resp.headers["Cache-Control"] = "private, no-store"
     return resp
 
 
@@ -132,3 +144,7 @@ def setup(app: web.Application, hub: Hub) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/{name}", static_handler(web_dir() / "static"))
+    from hub import web_accounts, web_home
+
+    web_accounts.setup(app)
+    web_home.setup(app)

@@ -538,3 +538,39 @@ attachments = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     _created(),
 )
+
+web_sessions = sa.Table(
+    # A signed-in browser. The cookie holds a random token; only its SHA-256 is here.
+    "web_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("user_agent", sa.String(255), nullable=True),
+    _created(),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+login_failures = sa.Table(
+    # Failed sign-ins by key ("ip:..." or "user:..."), for rate limiting across processes.
+    "login_failures",
+    metadata,
+    _id(),
+    sa.Column("key", sa.String(320), nullable=False),
+    _created(),
+    sa.Index("ix_login_failures_key", "key", "created_at"),
+)
+
+invitations = sa.Table(
+    # Sign-up by invitation when open sign-up is off. Only the code's hash is kept.
+    "invitations",
+    metadata,
+    _id(),
+    sa.Column("code_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_by_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("used_by_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    _created(),
+)

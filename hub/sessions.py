@@ -1,0 +1,183 @@
+"""Signing in from a browser: accounts, sessions, invitations.
+
+A session is a random token in a cookie (``HttpOnly``, ``SameSite=Lax``,
+``Secure`` and the ``__Host-`` prefix outside plain-http development); the
+database keeps only its SHA-256 and a CSRF token that every form of the
+session carries. Passwords are argon2 hashes (argon2-cffi). Failed sign-ins
+are counted per account and per client address in the database, so the
+limit holds across processes; a login that does not exist costs the same
+time as one that does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import secrets
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from hub.errors import Forbidden, HubError, Unauthorized, UsageError
+from hub.store import actors as actor_store
+from hub.store import web as web_store
+from hub.store.base import utcnow
+
+if TYPE_CHECKING:
+    from hub.context import Hub
+
+_HASHER = PasswordHasher()
+_DUMMY = _HASHER.hash("not a password of anyone's")
+TOUCH_EVERY = dt.timedelta(hours=1)
+
+
+class TooManyAttempts(HubError):
+    status = 429
+
+    def __init__(self, safe: str, retry_after_s: int):
+        super().__init__(safe)
+        self.retry_after_s = retry_after_s
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def cookie_name(hub: Hub) -> str:
+    return "rt_session" if hub.cfg.scheme == "http" else "__Host-rt_session"
+
+
+async def _verify(password_hash: str | None, password: str) -> bool:
+    def check() -> bool:
+        try:
+            return _HASHER.verify(password_hash or _DUMMY, password) and password_hash is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(check)
+
+
+async def _account_for_login(hub: Hub, login: str) -> sa.Row | None:
+    login = login.strip()
+    async with hub.db.read() as conn:
+        if "@" in login:
+            account = await actor_store.get_account_by_email(conn, login.lower())
+            if account is not None:
+                return account
+        return await actor_store.get_account_by_username(conn, login.lower().lstrip("@"))
+
+
+async def _check_rate(hub: Hub, keys: list[str]) -> None:
+    since = utcnow() - dt.timedelta(seconds=hub.cfg.login_window_s)
+    async with hub.db.read() as conn:
+        for key in keys:
+            limit = hub.cfg.login_max_failures * (4 if key.startswith("ip:") else 1)
+            if await web_store.count_failures(conn, key, since) >= limit:
+                raise TooManyAttempts("too many failed sign-ins: wait a few minutes and try again",
+                                      hub.cfg.login_window_s)
+
+
+async def sign_in(hub: Hub, login: str, password: str, *, ip: str | None, user_agent: str | None) -> tuple[sa.Row, str]:
+    """``(account, session token)``; Unauthorized on a wrong login or password."""
+    if not login.strip() or not password:
+        raise UsageError("enter your username (or email) and your password")
+    keys = [f"user:{login.strip().lower().lstrip('@')}"] + ([f"ip:{ip}"] if ip else [])
+    await _check_rate(hub, keys)
+    account = await _account_for_login(hub, login)
+    ok = await _verify(account.password_hash if account is not None else None, password)
+    if not ok or account is None:
+        async with hub.db.write() as conn:
+            for key in keys:
+                await web_store.add_failure(conn, key)
+            await web_store.prune_failures(conn, utcnow() - dt.timedelta(days=1))
+        raise Unauthorized("wrong username or password")
+    if _HASHER.check_needs_rehash(account.password_hash):
+        new_hash = await asyncio.to_thread(_HASHER.hash, password)
+        async with hub.db.write() as conn:
+            await web_store.set_password_hash(conn, account.id, new_hash)
+    token = await start_session(hub, account.id, user_agent=user_agent)
+    async with hub.db.write() as conn:
+        await web_store.clear_failures(conn, keys[0])
+    return account, token
+
+
+async def start_session(hub: Hub, account_id: str, *, user_agent: str | None) -> str:
+    token = secrets.token_urlsafe(32)
+    async with hub.db.write() as conn:
+        await web_store.put_session(conn, token_hash=digest(token), account_id=account_id,
+                                    csrf_token=secrets.token_urlsafe(24), user_agent=user_agent,
+                                    expires_at=utcnow() + dt.timedelta(days=hub.cfg.session_days))
+    return token
+
+
+async def session_of(hub: Hub, token: str | None) -> sa.Row | None:
+    """The live session of a cookie's token (its expiry slides, at most hourly)."""
+    if not token or len(token) > 200:
+        return None
+    now = utcnow()
+    async with hub.db.read() as conn:
+        session = await web_store.get_session(conn, digest(token), now)
+    if session is not None and now - session.last_seen_at > TOUCH_EVERY:
+        async with hub.db.write() as conn:
+            await web_store.touch_session(conn, session.token_hash,
+                                          expires_at=now + dt.timedelta(days=hub.cfg.session_days))
+    return session
+
+
+async def sign_out(hub: Hub, token: str | None) -> None:
+    if token:
+        async with hub.db.write() as conn:
+            await web_store.delete_session(conn, digest(token))
+
+
+async def sign_up(hub: Hub, *, username: str, password: str, email: str | None, name: str | None,
+                  invitation: str | None, user_agent: str | None) -> tuple[sa.Row, str]:
+    """A new customer (a ``Person``) and their login, signed in."""
+    from hub import actors
+
+    now = utcnow()
+    if not hub.cfg.signups:
+        if not invitation:
+            raise Forbidden("sign-up on this server is by invitation")
+        async with hub.db.read() as conn:
+            if not await web_store.invitation_valid(conn, digest(invitation.strip()), now):
+                raise Forbidden("this invitation is not valid (used, expired or mistyped)")
+    if len(password) > 1024:
+        raise UsageError("that password is too long")
+    actor = await actors.create_local_actor(hub, username, kind="person", name=name or None,
+                                            email=(email or "").strip().lower() or None, password=password)
+    async with hub.db.write() as conn:
+        account = await actor_store.get_account_by_username(conn, actor.username)
+        if not hub.cfg.signups and not await web_store.use_invitation(conn, digest(invitation.strip()), account.id, now):
+            raise Forbidden("this invitation was used meanwhile")
+    token = await start_session(hub, account.id, user_agent=user_agent)
+    return account, token
+
+
+async def change_password(hub: Hub, account_id: str, current: str, new: str, *, keep_token: str | None) -> int:
+    """Change a password (the current one proves it is you); other sessions end. Their count."""
+    from hub.actors import hash_password
+
+    async with hub.db.read() as conn:
+        account = await actor_store.get_account_by_id(conn, account_id)
+    if account is None or not await _verify(account.password_hash, current):
+        raise Unauthorized("the current password is not right")
+    if len(new) < 8:
+        raise UsageError("the new password needs at least 8 characters")
+    if len(new) > 1024:
+        raise UsageError("that password is too long")
+    new_hash = await asyncio.to_thread(hash_password, new)
+    async with hub.db.write() as conn:
+        await web_store.set_password_hash(conn, account_id, new_hash)
+        return await web_store.delete_sessions_of(conn, account_id, keep=digest(keep_token) if keep_token else None)
+
+
+async def create_invitation(hub: Hub, *, created_by_id: str | None, days: int | None = 14) -> str:
+    code = secrets.token_urlsafe(12)
+    async with hub.db.write() as conn:
+        await web_store.put_invitation(conn, code_hash=digest(code), created_by_id=created_by_id,
+                                       expires_at=utcnow() + dt.timedelta(days=days) if days else None)
+    return code

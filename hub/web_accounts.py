@@ -1,0 +1,196 @@
+"""Pages to sign up, sign in and out, and change a password.
+
+Every form carries a hidden ``csrf_token``: the session's own once signed in,
+and before that a random token also kept in the ``rt_csrf`` cookie (double
+submit). A POST whose token does not match, or whose ``Origin`` is another
+site, is refused with 403 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from hub import sessions
+from hub.errors import HubError
+from hub.web import HUB_KEY, render
+
+CSRF_COOKIE = "rt_csrf"
+SESSION_KEY = web.RequestKey("rt_session", object)
+NEW_CSRF_KEY = web.RequestKey("rt_new_csrf", str)
+
+
+@web.middleware
+async def session_middleware(request: web.Request, handler):
+    """Load the browser's session, if it sends one (federation requests do not)."""
+    hub = request.app[HUB_KEY]
+    token = request.cookies.get(sessions.cookie_name(hub))
+    request[SESSION_KEY] = await sessions.session_of(hub, token) if token else None
+    return await handler(request)
+
+
+def current(request: web.Request):
+    return request.get(SESSION_KEY)
+
+
+def _secure(request: web.Request) -> bool:
+    return request.app[HUB_KEY].cfg.scheme == "https"
+
+
+def set_session_cookie(request: web.Request, resp: web.StreamResponse, token: str) -> None:
+    hub = request.app[HUB_KEY]
+    resp.set_cookie(sessions.cookie_name(hub), token, max_age=hub.cfg.session_days * 86400, path="/",
+                    httponly=True, samesite="Lax", secure=_secure(request))
+
+
+def _pre_csrf(request: web.Request) -> str:
+    """The signed-out CSRF token: the cookie's, or a new one (set by ``_with_pre_csrf``)."""
+    token = request.cookies.get(CSRF_COOKIE)
+    if not token or len(token) > 100:
+        token = request.get(NEW_CSRF_KEY) or secrets.token_urlsafe(24)
+        request[NEW_CSRF_KEY] = token
+    return token
+
+
+def _with_pre_csrf(request: web.Request, resp: web.StreamResponse) -> web.StreamResponse:
+    if request.get(NEW_CSRF_KEY):
+        resp.set_cookie(CSRF_COOKIE, request[NEW_CSRF_KEY], path="/", httponly=True, samesite="Strict",
+                        secure=_secure(request))
+    return resp
+
+
+def csrf_token(request: web.Request) -> str:
+    session = current(request)
+    return session.csrf_token if session is not None else _pre_csrf(request)
+
+
+async def form_of(request: web.Request) -> dict[str, str]:
+    """A POSTed form, its CSRF token and origin checked; 403 otherwise."""
+    hub = request.app[HUB_KEY]
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        o = urlsplit(origin)
+        if f"{o.scheme}://{o.netloc}" != hub.cfg.base_url:
+            raise web.HTTPForbidden(text="this form was sent from another site")
+    if request.content_length and request.content_length > 64 * 1024:
+        raise web.HTTPRequestEntityTooLarge(max_size=64 * 1024, actual_size=request.content_length)
+    data = await request.post()
+    form = {k: v for k, v in data.items() if isinstance(v, str)}
+    session = current(request)
+    expected = session.csrf_token if session is not None else request.cookies.get(CSRF_COOKIE)
+    sent = form.get("csrf_token", "")
+    if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+        raise web.HTTPForbidden(text="the form has expired or was not sent from this site: reload the page and try again")
+    return form
+
+
+def _next(value: str | None) -> str:
+    """Where to go after signing in: a path on this site only."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/home"
+
+
+def _client_ip(request: web.Request) -> str | None:
+    return request.remote
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    if current(request) is not None:
+        raise web.HTTPSeeOther(_next(request.query.get("next")))
+    resp = render(request, "login.html", next=_next(request.query.get("next")), error=None, login="")
+    return _with_pre_csrf(request, resp)
+
+
+async def login_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    form = await form_of(request)
+    login, nxt = form.get("login", ""), _next(form.get("next"))
+    try:
+        _account, token = await sessions.sign_in(hub, login, form.get("password", ""), ip=_client_ip(request),
+                                                 user_agent=request.headers.get("User-Agent"))
+    except sessions.TooManyAttempts as exc:
+        resp = render(request, "login.html", next=nxt, error=exc.safe, login=login, status=429)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return _with_pre_csrf(request, resp)
+    except HubError as exc:
+        return _with_pre_csrf(request, render(request, "login.html", next=nxt, error=exc.safe, login=login,
+                                              status=exc.status))
+    resp = web.HTTPSeeOther(nxt)
+    set_session_cookie(request, resp, token)
+    raise resp
+
+
+async def logout_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    await form_of(request)
+    await sessions.sign_out(hub, request.cookies.get(sessions.cookie_name(hub)))
+    resp = web.HTTPSeeOther("/")
+    resp.del_cookie(sessions.cookie_name(hub), path="/")
+    raise resp
+
+
+async def signup_page(request: web.Request) -> web.StreamResponse:
+    if current(request) is not None:
+        raise web.HTTPSeeOther("/home")
+    resp = render(request, "signup.html", error=None, values={"invitation": request.query.get("invitation", "")})
+    return _with_pre_csrf(request, resp)
+
+
+async def signup_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    form = await form_of(request)
+    values = {k: form.get(k, "") for k in ("username", "name", "email", "invitation")}
+    if form.get("password", "") != form.get("password2", ""):
+        return _with_pre_csrf(request, render(request, "signup.html", error="the two passwords differ",
+                                              values=values, status=400))
+    try:
+        _account, token = await sessions.sign_up(
+            hub, username=values["username"], password=form.get("password", ""), email=values["email"] or None,
+            name=values["name"] or None, invitation=values["invitation"] or None,
+            user_agent=request.headers.get("User-Agent"))
+    except HubError as exc:
+        return _with_pre_csrf(request, render(request, "signup.html", error=exc.safe, values=values,
+                                              status=exc.status))
+    resp = web.HTTPSeeOther("/home")
+    set_session_cookie(request, resp, token)
+    raise resp
+
+
+def _require(request: web.Request):
+    session = current(request)
+    if session is None:
+        raise web.HTTPSeeOther(f"/login?next={request.path}")
+    return session
+
+
+async def password_page(request: web.Request) -> web.StreamResponse:
+    _require(request)
+    return render(request, "password.html", error=None, done=None)
+
+
+async def password_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    session = _require(request)
+    form = await form_of(request)
+    if form.get("new", "") != form.get("new2", ""):
+        return render(request, "password.html", error="the two new passwords differ", done=None, status=400)
+    try:
+        ended = await sessions.change_password(hub, session.account_id, form.get("current", ""), form.get("new", ""),
+                                               keep_token=request.cookies.get(sessions.cookie_name(hub)))
+    except HubError as exc:
+        return render(request, "password.html", error=exc.safe, done=None, status=exc.status)
+    return render(request, "password.html", error=None,
+                  done=f"Your password is changed. {ended} other session(s) were signed out.")
+
+
+def setup(app: web.Application) -> None:
+    app.middlewares.append(session_middleware)
+    for path, get, post in (("/login", login_page, login_post), ("/signup", signup_page, signup_post),
+                            ("/settings/password", password_page, password_post)):
+        app.router.add_get(path, get)
+        app.router.add_post(path, post)
+    app.router.add_post("/logout", logout_post)

@@ -1,0 +1,175 @@
+"""Accounts on the web pages, over real HTTP with a cookie jar as a browser
+keeps one: sign up, sign in by username or email, sign out, password change,
+CSRF on every form, rate-limited sign-in, invitations when sign-up is closed.
+(Pages in a real Chromium come with the rest of the web pages.)"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import aiohttp
+import pytest
+
+from hub import actors, sessions
+from hub.inbox import access, conversations
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Browser:
+    def __init__(self, base: str):
+        self.base = base
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def get(self, path: str):
+        async with self.session.get(self.base + path, allow_redirects=True) as resp:
+            return resp.status, await resp.text(), resp
+
+    async def post(self, path: str, data: dict, *, csrf_from: str | None = None, follow: bool = False, **headers):
+        form = dict(data)
+        if csrf_from is not None:
+            _status, html, _r = await self.get(csrf_from)
+            form["csrf_token"] = CSRF.search(html).group(1)
+        async with self.session.post(self.base + path, data=form, allow_redirects=follow, headers=headers) as resp:
+            return resp.status, await resp.text(), resp
+
+    async def close(self):
+        await self.session.close()
+
+
+@pytest.fixture
+async def browser(served_hub):
+    b = Browser(served_hub.cfg.base_url)
+    yield b
+    await b.close()
+
+
+async def test_sign_up_then_every_page_knows_who_you_are(served_hub, browser):
+    status, html, _ = await browser.get("/")
+    assert status == 200 and 'href="/login"' in html and "Sign in" in html  # signed out: a way in
+    status, _html, resp = await browser.post("/signup", {
+        "username": "carol", "name": "Carol", "email": "Carol@Example.com", "password": "correct horse",
+        "password2": "correct horse"}, csrf_from="/signup")
+    assert status == 303 and resp.headers["Location"] == "/home"
+    cookie = resp.cookies.get("rt_session")
+    assert cookie is not None and cookie["httponly"] and cookie["samesite"] == "Lax"
+    status, html, resp = await browser.get("/home")
+    assert status == 200 and "Signed in as" in html and ">carol<" in html
+    assert resp.headers["Cache-Control"] == "private, no-store" and resp.headers["X-Frame-Options"] == "DENY"
+    status, html, _ = await browser.get("/")
+    assert ">carol<" in html and 'action="/logout"' in html
+    # the account is a customer with a real actor
+    async with served_hub.db.read() as conn:
+        from hub.store import actors as actor_store
+
+        actor = await actor_store.get_local_actor(conn, "carol")
+        account = await actor_store.get_account_by_username(conn, "carol")
+    assert actor.type == "Person" and account.email == "carol@example.com"
+    assert account.password_hash.startswith("$argon2")
+
+    # sign out: the session is gone on the server, not only the cookie
+    token = cookie.value
+    status, _html, resp = await browser.post("/logout", {}, csrf_from="/home")
+    assert status == 303
+    assert await sessions.session_of(served_hub, token) is None
+    status, html, _ = await browser.get("/home")
+    assert "Sign in" in html and "Signed in as" not in html  # sent to the sign-in page
+
+
+async def test_sign_in_by_username_or_email_and_the_home_lists_conversations(served_hub, browser):
+    hub = served_hub
+    await actors.create_local_actor(hub, "dana", kind="person", name="Dana", email="dana@example.com",
+                                    password="dana-secret-1")
+    acme = await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    await access.add_member(hub, await access.acting_as(hub, "acme"), "dana", role="agent")
+    alice = await actors.create_local_actor(hub, "alice", kind="person", name="Alice")
+    await conversations.start(hub, await access.acting_as(hub, "alice"), [acme], "Where is my parcel?",
+                              subject="Parcel 42")
+    assert alice is not None
+    status, html, _ = await browser.post("/login", {"login": "dana@example.com", "password": "wrong"},
+                                         csrf_from="/login")
+    assert status == 401 and "wrong username or password" in html
+    status, _html, resp = await browser.post("/login", {"login": "DANA@example.com", "password": "dana-secret-1",
+                                                        "next": "/home"}, csrf_from="/login")
+    assert status == 303 and resp.headers["Location"] == "/home"
+    status, html, _ = await browser.get("/home")
+    assert "Inbox of @acme" in html and "Parcel 42" in html and "agent" in html
+    # an open redirect is not possible through next=
+    await browser.post("/logout", {}, csrf_from="/home")
+    status, _html, resp = await browser.post("/login", {"login": "dana", "password": "dana-secret-1",
+                                                        "next": "//evil.example/"}, csrf_from="/login")
+    assert status == 303 and resp.headers["Location"] == "/home"
+
+
+async def test_every_form_needs_its_csrf_token_and_this_sites_origin(served_hub, browser):
+    hub = served_hub
+    await actors.create_local_actor(hub, "erin", kind="person", password="erin-secret-1")
+    status, html, _ = await browser.post("/login", {"login": "erin", "password": "erin-secret-1"})
+    assert status == 403  # no token
+    status, html, _ = await browser.post("/login", {"login": "erin", "password": "erin-secret-1",
+                                                    "csrf_token": "forged"})
+    assert status == 403
+    status, _h, _r = await browser.post("/login", {"login": "erin", "password": "erin-secret-1"}, csrf_from="/login",
+                                        Origin="https://evil.example")
+    assert status == 403
+    status, _h, _r = await browser.post("/login", {"login": "erin", "password": "erin-secret-1"}, csrf_from="/login")
+    assert status == 303
+    # signed in, the session's own token is required
+    status, _h, _r = await browser.post("/logout", {"csrf_token": "forged"})
+    assert status == 403
+    status, html, _ = await browser.get("/home")
+    assert "Signed in as" in html  # still signed in
+
+
+async def test_sign_in_is_rate_limited_and_a_password_change_ends_other_sessions(served_hub, browser):
+    hub = served_hub
+    await actors.create_local_actor(hub, "finn", kind="person", password="finn-secret-1")
+    for _ in range(hub.cfg.login_max_failures):
+        status, _h, _r = await browser.post("/login", {"login": "finn", "password": "nope"}, csrf_from="/login")
+        assert status == 401
+    status, html, resp = await browser.post("/login", {"login": "finn", "password": "finn-secret-1"},
+                                            csrf_from="/login")
+    assert status == 429 and resp.headers["Retry-After"] and "too many" in html  # even the right password waits
+
+    # another browser, signed in before; then this one changes the password
+    from hub.store import web as web_store
+
+    async with hub.db.write() as conn:
+        await web_store.clear_failures(conn, "user:finn")
+        await web_store.clear_failures(conn, "ip:127.0.0.1")
+    other = Browser(hub.cfg.base_url)
+    try:
+        assert (await other.post("/login", {"login": "finn", "password": "finn-secret-1"}, csrf_from="/login"))[0] == 303
+        assert (await browser.post("/login", {"login": "finn", "password": "finn-secret-1"}, csrf_from="/login"))[0] == 303
+        status, html, _ = await browser.post("/settings/password", {"current": "wrong", "new": "finn-secret-2",
+                                                                    "new2": "finn-secret-2"},
+                                             csrf_from="/settings/password")
+        assert status == 401
+        status, html, _ = await browser.post("/settings/password", {"current": "finn-secret-1", "new": "finn-secret-2",
+                                                                    "new2": "finn-secret-2"},
+                                             csrf_from="/settings/password")
+        assert status == 200 and "1 other session" in html
+        assert "Signed in as" in (await browser.get("/home"))[1]  # this one stays
+        assert "Signed in as" not in (await other.get("/home"))[1]  # the other one is out
+    finally:
+        await other.close()
+
+
+async def test_with_sign_up_closed_an_invitation_is_needed_once(served_hub, browser):
+    hub = served_hub
+    object.__setattr__(hub, "cfg", dataclasses.replace(hub.cfg, signups=False))
+    form = {"username": "gus", "password": "gus-secret-1", "password2": "gus-secret-1"}
+    status, html, _ = await browser.post("/signup", form, csrf_from="/signup")
+    assert status == 403 and "invitation" in html
+    code = await sessions.create_invitation(hub, created_by_id=None)
+    status, _h, _r = await browser.post("/signup", {**form, "invitation": code}, csrf_from="/signup")
+    assert status == 303
+    other = Browser(hub.cfg.base_url)
+    try:
+        status, html, _ = await other.post("/signup", {"username": "hal", "password": "hal-secret-1",
+                                                       "password2": "hal-secret-1", "invitation": code},
+                                           csrf_from="/signup")
+        assert status == 403 and "not valid" in html  # used once
+    finally:
+        await other.close()
