@@ -117,3 +117,18 @@ def test_post_prints_the_uri_and_local_followers_see_it(config):
     rc, out, _ = run(config, "timeline", "acme", "--json")
     (reply,) = json.loads(out)
     assert reply["in_reply_to"] == uri and reply["context"] == entry["context"]
+
+
+def test_invite_prints_a_code_that_is_stored_only_hashed(config):
+    rc, out, err = run(config, "invite", "--days", "3")
+    assert rc == 0 and "/signup?invitation=" in err
+    code = out.strip()
+    assert len(code) >= 16
+    import hashlib
+
+    db = sqlite3.connect(config.parent / "data" / "roundtable.db")
+    try:
+        rows = db.execute("SELECT code_hash, expires_at FROM invitations").fetchall()
+    finally:
+        db.close()
+    assert rows == [(hashlib.sha256(code.encode()).hexdigest(), rows[0][1])] and rows[0][1] is not None
