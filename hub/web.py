@@ -144,7 +144,8 @@ def setup(app: web.Application, hub: Hub) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/{name}", static_handler(web_dir() / "static"))
-    from hub import web_accounts, web_home
+    from hub import web_accounts, web_home, web_inbox
 
     web_accounts.setup(app)
     web_home.setup(app)
+    web_inbox.setup(app)

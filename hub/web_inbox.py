@@ -1,0 +1,136 @@
+"""The inbox and conversation pages: the same for a customer and an organization.
+
+``/inbox/{actor}`` lists the actor's conversations (filters by status,
+assignee, label, network and words), ``/inbox/{actor}/{id}`` shows one:
+every message with who wrote it, the network it came through and, for the
+actor's own, its delivery state; private notes apart from replies; the
+actor's own status, assignee and labels; a reply box. ``/inbox/{actor}/new``
+starts a conversation with anyone by handle (remote ones through WebFinger)
+or by email address. Every action is a form (no JavaScript needed), checked
+for its CSRF token, done as the signed-in member with their role.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from hub.errors import HubError
+from hub.inbox import access, conversations, state
+from hub.web import HUB_KEY, render
+from hub.web_accounts import current, form_of
+
+STATUSES = ("open", "pending", "snoozed", "resolved")
+
+
+def _signed_in(request: web.Request):
+    session = current(request)
+    if session is None:
+        raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}))
+    return session
+
+
+async def _acting(request: web.Request) -> access.Acting:
+    hub = request.app[HUB_KEY]
+    session = _signed_in(request)
+    try:
+        return await access.acting_as(hub, request.match_info["actor"], session.username)
+    except HubError as exc:
+        if exc.status == 404:
+            raise web.HTTPNotFound(text=exc.safe) from None
+        raise web.HTTPForbidden(text=exc.safe) from None
+
+
+async def inbox_page(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    acting = await _acting(request)
+    q = request.query
+    filters = {k: q.get(k) or None for k in ("status", "assignee", "label", "network", "q")}
+    if filters["status"] not in (None, *STATUSES):
+        filters["status"] = None
+    try:
+        items, cursor = await state.list_conversations(
+            hub, acting, status=filters["status"], assignee=filters["assignee"], label=filters["label"],
+            network=filters["network"], query=filters["q"], cursor=q.get("cursor") or None, limit=30)
+    except HubError as exc:
+        items, cursor = [], None
+        filters["error"] = exc.safe
+    members = await access.list_members(hub, acting) if acting.actor.type == "Organization" else []
+    unread = sum(1 for c in items if c["unread"])
+    return render(request, "inbox.html", acting=acting, items=items, cursor=cursor, filters=filters,
+                  statuses=STATUSES, members=members, unread=unread)
+
+
+async def conversation_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    acting = await _acting(request)
+    try:
+        conversation = await conversations.get_conversation(hub, request.match_info["id"])
+        view = await state.show(hub, acting, conversation)
+    except HubError as exc:
+        raise web.HTTPNotFound(text=exc.safe) from None
+    members = await access.list_members(hub, acting) if acting.actor.type == "Organization" else []
+    return render(request, "conversation.html", acting=acting, view=view, conversation=view["conversation"],
+                  statuses=STATUSES, members=members, error=error, status=status)
+
+
+async def act(request: web.Request) -> web.StreamResponse:
+    """One form on the conversation page: ``action`` = reply | note | state."""
+    hub = request.app[HUB_KEY]
+    acting = await _acting(request)
+    form = await form_of(request)
+    back = f"/inbox/{acting.actor.username}/{request.match_info['id']}"
+    try:
+        conversation = await conversations.get_conversation(hub, request.match_info["id"])
+        async with hub.db.read() as conn:
+            await conversations.require_participant(conn, acting, conversation)
+        action = form.get("action")
+        if action == "reply":
+            await conversations.reply(hub, acting, conversation, form.get("text", ""))
+        elif action == "note":
+            await state.update(hub, acting, conversation, note=form.get("text", ""))
+        elif action == "state":
+            labels = [x.strip() for x in form.get("labels", "").replace(",", " ").split() if x.strip()]
+            current_labels = set((await state.show(hub, acting, conversation, mark_read=False))["conversation"]["labels"])
+            await state.update(
+                hub, acting, conversation, status=form.get("status") or None,
+                assign=form.get("assign") if "assign" in form else None,
+                add_labels=[x for x in labels if x not in current_labels],
+                remove_labels=[x for x in current_labels if x not in labels] if "labels" in form else [],
+            )
+        else:
+            raise web.HTTPBadRequest(text="unknown action")
+    except HubError as exc:
+        return await conversation_page(request, error=exc.safe, status=exc.status)
+    raise web.HTTPSeeOther(back)
+
+
+async def new_page(request: web.Request) -> web.StreamResponse:
+    acting = await _acting(request)
+    return render(request, "new.html", acting=acting, error=None, values={"to": request.query.get("to", "")})
+
+
+async def new_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    acting = await _acting(request)
+    form = await form_of(request)
+    values = {k: form.get(k, "") for k in ("to", "subject", "text")}
+    try:
+        targets = [await hub.resolve_handle(h) for h in values["to"].replace(",", " ").split()]
+        if not targets:
+            raise HubError("write who the conversation is with: a handle such as @acme@example.com, or an email address",
+                           status=400)
+        conversation, _message = await conversations.start(hub, acting, targets, values["text"],
+                                                           subject=values["subject"] or None)
+    except HubError as exc:
+        return render(request, "new.html", acting=acting, error=exc.safe, values=values, status=exc.status)
+    raise web.HTTPSeeOther(f"/inbox/{acting.actor.username}/{conversation.id}")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/inbox/{actor}", inbox_page)
+    app.router.add_get("/inbox/{actor}/new", new_page)
+    app.router.add_post("/inbox/{actor}/new", new_post)
+    app.router.add_get("/inbox/{actor}/{id}", conversation_page)
+    app.router.add_post("/inbox/{actor}/{id}", act)
