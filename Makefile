@@ -29,7 +29,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+# axe-core (accessibility checks run inside Chromium by tests/e2e/test_web_browser.py), from npm
+AXE := .cache/npm/node_modules/axe-core/axe.min.js
+$(AXE):
+	@command -v npm >/dev/null || ./.ci/deps
+	npm install --silent --no-audit --no-fund --prefix .cache/npm axe-core@4.10
+
+install-test: $(VENV)/.installed-test $(AXE)
 
 run: install
 	$(RUN_ENV) $(BIN)/roundtable migrate

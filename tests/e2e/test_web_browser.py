@@ -1,0 +1,134 @@
+"""The pages in a real headless Chromium (Debian's `chromium`, driven by
+Playwright without downloading a browser), across two real hub processes,
+with an accessibility check (axe-core from npm, run in the page)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import unique
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / ".cache/npm/node_modules/axe-core/axe.min.js"
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.fail("these tests need Debian's chromium (apt-get install chromium; .ci/deps installs it)")
+    return path
+
+
+@pytest.fixture
+async def browser():
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        yield b
+        await b.close()
+
+
+async def axe_violations(page) -> list[dict]:
+    if not AXE.exists():
+        pytest.fail(f"axe-core is missing at {AXE} (make install-test installs it from npm)")
+    await page.add_script_tag(content=AXE.read_text())
+    result = await page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["html"][:120] for n in v["nodes"]][:3]}
+            for v in result["violations"]]
+
+
+async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads_the_answer(hubs, browser):
+    a, b = hubs
+    alice, acme, dana = unique("alice"), unique("acme"), unique("dana")
+    # the commands run their own event loop: in a thread, beside this test's
+    await asyncio.to_thread(b.cli, "actor", "add", acme, "--kind", "organization", "--name", "Acme")
+    await asyncio.to_thread(b.cli, "actor", "add", dana, "--kind", "person", "--name", "Dana", "--password-stdin",
+                            stdin="dana-secret-1\n")
+    await asyncio.to_thread(b.cli, "member", "add", acme, dana, "--role", "agent")
+
+    # bypass_csp: only so that the test can inject axe-core into our pages, whose CSP forbids inline scripts
+    customer = await browser.new_context(bypass_csp=True)
+    agent = await browser.new_context(bypass_csp=True)
+    try:
+        page = await customer.new_page()
+        await page.goto(a.base_url + "/")
+        await page.get_by_role("link", name="Sign up").click()
+        await page.get_by_label("Username").fill(alice)
+        await page.get_by_label("Display name").fill("Alice")
+        await page.get_by_label("Password", exact=True).fill("alice-secret-1")
+        await page.get_by_label("Password again").fill("alice-secret-1")
+        await page.get_by_role("button", name="Create account").click()
+        await page.wait_for_url("**/home")
+        assert alice in await page.locator(".username").inner_text()
+
+        await page.goto(f"{a.base_url}/inbox/{alice}/new")
+        await page.get_by_label("With").fill(b.handle(acme))
+        await page.get_by_label("Subject").fill("Broken kettle")
+        await page.get_by_label("Message").fill("My kettle does not heat.")
+        await page.get_by_role("button", name="Send").click()
+        await page.wait_for_url(f"**/inbox/{alice}/*")
+        customer_url = page.url
+        assert "My kettle does not heat." in await page.locator(".thread").inner_text()
+
+        staff = await agent.new_page()
+        await staff.goto(b.base_url + "/login")
+        await staff.get_by_label("Username or email").fill(dana)
+        await staff.get_by_label("Password").fill("dana-secret-1")
+        await staff.get_by_role("button", name="Sign in").click()
+        await staff.wait_for_url("**/home")
+
+        async def arrived():
+            await staff.goto(f"{b.base_url}/inbox/{acme}")
+            return await staff.get_by_role("link", name=re.compile("kettle")).count() > 0
+
+        for _ in range(100):
+            if await arrived():
+                break
+            await staff.wait_for_timeout(200)
+        assert "(1)" in await staff.title()  # unread, in the page title
+        await staff.get_by_role("link", name=re.compile("kettle")).first.click()
+        marker = unique("PRIVATE-browser-note-")
+        await staff.get_by_label("Private note").fill(marker)
+        await staff.get_by_role("button", name="Add note").click()
+        await staff.get_by_label(f"Reply as @{acme}").fill("A new kettle is on its way.")
+        await staff.get_by_role("button", name="Send reply").click()
+        await staff.wait_for_load_state()
+        assert marker in await staff.locator(".notes").inner_text()
+
+        async def answered():
+            await page.goto(customer_url)
+            return "A new kettle is on its way." in await page.locator(".thread").inner_text()
+
+        for _ in range(100):
+            if await answered():
+                break
+            await page.wait_for_timeout(200)
+        text = await page.content()
+        assert "A new kettle is on its way." in text and marker not in text
+
+        # every main page passes an automated accessibility check
+        for p, url in ((page, a.base_url + "/"), (page, a.base_url + "/home"), (page, customer_url),
+                       (staff, f"{b.base_url}/inbox/{acme}"), (staff, staff.url), (page, f"{a.base_url}/inbox/{alice}/new")):
+            await p.goto(url)
+            violations = await axe_violations(p)
+            assert violations == [], f"{url}: {violations}"
+        anon = await browser.new_page(bypass_csp=True)
+        for url in (a.base_url + "/login", a.base_url + "/signup", f"{a.base_url}/users/{alice}"):
+            await anon.goto(url)
+            violations = await axe_violations(anon)
+            assert violations == [], f"{url}: {violations}"
+        await anon.close()
+        # a phone's width: nothing wider than the screen
+        await page.set_viewport_size({"width": 360, "height": 740})
+        await page.goto(customer_url)
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    finally:
+        await customer.close()
+        await agent.close()
