@@ -128,7 +128,59 @@ async def new_post(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/inbox/{acting.actor.username}/{conversation.id}")
 
 
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events for a page: ``changed`` whenever the conversation (or,
+    without an id, the inbox) has a new message. Polls the database, so it
+    works whichever process placed the message; ends after ten minutes (the
+    browser reconnects by itself)."""
+    import asyncio
+    import time
+
+    hub = request.app[HUB_KEY]
+    acting = await _acting(request)
+    conversation_id = request.match_info.get("id")
+    if conversation_id:
+        try:
+            conversation = await conversations.get_conversation(hub, conversation_id)
+            async with hub.db.read() as conn:
+                await conversations.require_participant(conn, acting, conversation)
+        except HubError as exc:
+            raise web.HTTPNotFound(text=exc.safe) from None
+
+    async def mark() -> str:
+        if conversation_id:
+            async with hub.db.read() as conn:
+                from hub.store import conversations as conv_store
+
+                latest = await conv_store.latest_published(conn, conversation.id)
+                count = len(await conv_store.list_messages(conn, conversation.id))
+            return f"{latest}:{count}"
+        items, _ = await state.list_conversations(hub, acting, limit=1)
+        return items[0]["last_activity"] + items[0]["id"] if items else ""
+
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                       "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    await resp.write(b"retry: 3000\n\n")
+    seen = await mark()
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+            now = await mark()
+            if now != seen:
+                seen = now
+                await resp.write(b"event: changed\ndata: {}\n\n")
+            else:
+                await resp.write(b": keep-alive\n\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    return resp
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_get("/inbox/{actor}/events", events)
+    app.router.add_get("/inbox/{actor}/{id}/events", events)
     app.router.add_get("/inbox/{actor}", inbox_page)
     app.router.add_get("/inbox/{actor}/new", new_page)
     app.router.add_post("/inbox/{actor}/new", new_post)

@@ -67,6 +67,7 @@ async def test_a_customer_and_an_agent_work_one_conversation_from_their_pages(se
         assert (await eve.get(f"/inbox/acme/{conv_id}"))[0] == 403
         assert (await alice.get("/inbox/acme"))[0] == 403
         assert (await eve.get(f"/inbox/eve/{conv_id}"))[0] == 404  # not a participant
+        assert (await eve.get(f"/inbox/acme/{conv_id}/events"))[0] == 403  # nor its live events
         status, _h, _r = await eve.post(f"/inbox/acme/{conv_id}", {"action": "reply", "text": "hi", "csrf_token": "x"})
         assert status == 403
         # signed out: sent to sign in, and back afterwards
