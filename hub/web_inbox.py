@@ -164,9 +164,14 @@ async def events(request: web.Request) -> web.StreamResponse:
     await resp.write(b"retry: 3000\n\n")
     seen = await mark()
     deadline = time.monotonic() + 600
+    stopping = request.app[STOPPING_KEY]
     try:
-        while time.monotonic() < deadline:
-            await asyncio.sleep(1.0)
+        while time.monotonic() < deadline and not stopping.is_set():
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=1.0)
+                break  # the server is shutting down: end the stream, the browser comes back
+            except asyncio.TimeoutError:
+                pass
             now = await mark()
             if now != seen:
                 seen = now
@@ -178,7 +183,18 @@ async def events(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+STOPPING_KEY = web.AppKey("events_stopping", object)
+
+
 def setup(app: web.Application) -> None:
+    import asyncio
+
+    app[STOPPING_KEY] = asyncio.Event()
+
+    async def on_shutdown(app: web.Application) -> None:
+        app[STOPPING_KEY].set()
+
+    app.on_shutdown.append(on_shutdown)
     app.router.add_get("/inbox/{actor}/events", events)
     app.router.add_get("/inbox/{actor}/{id}/events", events)
     app.router.add_get("/inbox/{actor}", inbox_page)
