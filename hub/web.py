@@ -144,8 +144,9 @@ def setup(app: web.Application, hub: Hub) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/{name}", static_handler(web_dir() / "static"))
-    from hub import web_accounts, web_home, web_inbox
+    from hub import web_accounts, web_home, web_inbox, web_settings
 
     web_accounts.setup(app)
     web_home.setup(app)
     web_inbox.setup(app)
+    web_settings.setup(app)

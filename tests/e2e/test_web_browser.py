@@ -110,7 +110,8 @@ async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads
 
         # every main page passes an automated accessibility check
         for p, url in ((page, a.base_url + "/"), (page, a.base_url + "/home"), (page, customer_url),
-                       (staff, f"{b.base_url}/inbox/{acme}"), (staff, staff.url), (page, f"{a.base_url}/inbox/{alice}/new")):
+                       (staff, f"{b.base_url}/inbox/{acme}"), (staff, staff.url), (page, f"{a.base_url}/inbox/{alice}/new"),
+                       (staff, f"{b.base_url}/settings/actor/{acme}"), (page, f"{a.base_url}/settings/password")):
             await p.goto(url)
             violations = await axe_violations(p)
             assert violations == [], f"{url}: {violations}"

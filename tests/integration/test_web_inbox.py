@@ -94,3 +94,39 @@ async def test_starting_a_conversation_with_nobody_or_an_unknown_handle_says_why
         assert status in (400, 404) and 'class="error"' in html and "hello" in html  # the text is kept
     finally:
         await alice.close()
+
+
+async def test_the_settings_page_manages_members_signature_canned_responses_and_webhooks(served_hub):
+    hub = served_hub
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme", password="acme-owner-1")
+    await actors.create_local_actor(hub, "dana", kind="person", name="Dana", password="dana-secret-1")
+    await actors.create_local_actor(hub, "finn", kind="person", name="Finn")
+    await access.add_member(hub, await access.acting_as(hub, "acme"), "dana", role="agent")
+    owner, agent = await signed_in(hub, "acme", "acme-owner-1"), await signed_in(hub, "dana", "dana-secret-1")
+    page = "/settings/actor/acme"
+    try:
+        status, html, _ = await agent.get(page)
+        assert status == 200 and "dana" in html and "Add member" not in html and "Audit log" not in html
+        status, html, _ = await agent.post(page, {"action": "add_member", "username": "finn", "role": "admin"},
+                                           csrf_from=page)
+        assert status == 403 and "admin" in html  # an agent cannot
+
+        for data in ({"action": "add_member", "username": "finn", "role": "agent"},
+                     {"action": "signature", "signature": "— {member_name}, {actor_name}"},
+                     {"action": "canned", "name": "thanks", "text": "Thank you, {customer_name}!"},
+                     {"action": "webhook", "url": "https://hooks.example/roundtable"}):
+            status, html, _ = await owner.post(page, data, csrf_from=page)
+            assert status == 200 and 'class="notice"' in html, html
+        assert re.search(r'Secret: <code class="secret">[^<]{20,}</code>', html)  # shown once
+        status, html, _ = await owner.get(page)
+        assert "finn" in html and "{member_name}" in html and "Thank you, {customer_name}!" in html
+        assert "https://hooks.example/roundtable" in html and 'class="secret"' not in html
+        assert "member.add" in html or "add_member" in html  # the audit log saw it
+        async with hub.db.read() as conn:
+            from hub.store import actors as actor_store
+
+            assert (await actor_store.get_local_actor(conn, "acme")).settings["agent_signature"].startswith("—")
+        assert (await owner.post(page, {"action": "signature", "signature": "x", "csrf_token": "bad"}))[0] == 403
+    finally:
+        await owner.close()
+        await agent.close()
