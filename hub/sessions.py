@@ -181,3 +181,60 @@ async def create_invitation(hub: Hub, *, created_by_id: str | None, days: int | 
         await web_store.put_invitation(conn, code_hash=digest(code), created_by_id=created_by_id,
                                        expires_at=utcnow() + dt.timedelta(days=days) if days else None)
     return code
+
+
+RESET_TTL = dt.timedelta(hours=1)
+
+
+async def request_reset(hub: Hub, email_address: str, *, ip: str | None) -> bool:
+    """Mail a reset link if an account has this address; the caller never says
+    which (no account enumeration). False when nothing was sent."""
+    from hub.mail import send_system_mail
+
+    email_address = email_address.strip().lower()
+    if "@" not in email_address:
+        raise UsageError("enter the email address of your account")
+    keys = [f"reset:{email_address}"] + ([f"ip:{ip}"] if ip else [])
+    await _check_rate(hub, keys)
+    async with hub.db.write() as conn:
+        for key in keys:  # each request counts, so that nobody floods a mailbox
+            await web_store.add_failure(conn, key)
+        account = await actor_store.get_account_by_email(conn, email_address)
+        if account is None:
+            return False
+        token = secrets.token_urlsafe(32)
+        await web_store.put_reset(conn, token_hash=digest(token), account_id=account.id,
+                                  expires_at=utcnow() + RESET_TTL)
+    link = f"{hub.cfg.base_url}/reset/{token}"
+    await send_system_mail(
+        hub, to=email_address, subject=f"Reset your password on {hub.cfg.domain}",
+        text=(f"Someone (hopefully you) asked to reset the password of {account.username} on {hub.cfg.domain}.\n\n"
+              f"Choose a new password here within the hour:\n{link}\n\n"
+              f"If it was not you, ignore this mail: your password stays as it is."))
+    return True
+
+
+async def reset_account(hub: Hub, token: str) -> sa.Row | None:
+    async with hub.db.read() as conn:
+        reset = await web_store.get_reset(conn, digest(token), utcnow())
+        return await actor_store.get_account_by_id(conn, reset.account_id) if reset is not None else None
+
+
+async def finish_reset(hub: Hub, token: str, new: str, *, user_agent: str | None) -> tuple[sa.Row, str]:
+    """Set the new password (every session ends) and sign in; the link works once."""
+    from hub.actors import hash_password
+
+    if len(new) < 8:
+        raise UsageError("the new password needs at least 8 characters")
+    if len(new) > 1024:
+        raise UsageError("that password is too long")
+    new_hash = await asyncio.to_thread(hash_password, new)
+    now = utcnow()
+    async with hub.db.write() as conn:
+        reset = await web_store.get_reset(conn, digest(token), now)
+        if reset is None or not await web_store.use_reset(conn, digest(token), now):
+            raise Forbidden("this link has expired or was used already: ask for a new one")
+        await web_store.set_password_hash(conn, reset.account_id, new_hash)
+        await web_store.delete_sessions_of(conn, reset.account_id)
+        account = await actor_store.get_account_by_id(conn, reset.account_id)
+    return account, await start_session(hub, account.id, user_agent=user_agent)

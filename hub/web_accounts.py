@@ -187,7 +187,58 @@ async def password_post(request: web.Request) -> web.StreamResponse:
                   done=f"Your password is changed. {ended} other session(s) were signed out.")
 
 
+async def reset_page(request: web.Request) -> web.StreamResponse:
+    return _with_pre_csrf(request, render(request, "reset.html", error=None, sent=False, email=""))
+
+
+async def reset_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    form = await form_of(request)
+    address = form.get("email", "")
+    try:
+        await sessions.request_reset(hub, address, ip=_client_ip(request))
+    except sessions.TooManyAttempts as exc:
+        resp = render(request, "reset.html", error=exc.safe, sent=False, email=address, status=429)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return _with_pre_csrf(request, resp)
+    except HubError as exc:
+        return _with_pre_csrf(request, render(request, "reset.html", error=exc.safe, sent=False, email=address,
+                                              status=exc.status))
+    # the same answer whether an account has this address or not
+    return _with_pre_csrf(request, render(request, "reset.html", error=None, sent=True, email=address))
+
+
+async def reset_token_page(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    account = await sessions.reset_account(hub, request.match_info["token"])
+    status = 200 if account is not None else 410
+    return _with_pre_csrf(request, render(request, "reset_new.html", account=account, error=None, status=status))
+
+
+async def reset_token_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    form = await form_of(request)
+    token = request.match_info["token"]
+    account = await sessions.reset_account(hub, token)
+    if form.get("new", "") != form.get("new2", ""):
+        return _with_pre_csrf(request, render(request, "reset_new.html", account=account,
+                                              error="the two passwords differ", status=400))
+    try:
+        _account, session_token = await sessions.finish_reset(hub, token, form.get("new", ""),
+                                                              user_agent=request.headers.get("User-Agent"))
+    except HubError as exc:
+        return _with_pre_csrf(request, render(request, "reset_new.html", account=account, error=exc.safe,
+                                              status=exc.status))
+    resp = web.HTTPSeeOther("/home")
+    set_session_cookie(request, resp, session_token)
+    raise resp
+
+
 def setup(app: web.Application) -> None:
+    app.router.add_get("/reset", reset_page)
+    app.router.add_post("/reset", reset_post)
+    app.router.add_get("/reset/{token}", reset_token_page)
+    app.router.add_post("/reset/{token}", reset_token_post)
     app.middlewares.append(session_middleware)
     for path, get, post in (("/login", login_page, login_post), ("/signup", signup_page, signup_post),
                             ("/settings/password", password_page, password_post)):

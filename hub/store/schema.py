@@ -574,3 +574,14 @@ invitations = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=True),
     _created(),
 )
+
+password_resets = sa.Table(
+    # A password reset link sent by email: only the token's hash, valid once, for an hour.
+    "password_resets",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+    _created(),
+)

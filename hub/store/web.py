@@ -90,3 +90,26 @@ async def invitation_valid(conn: Conn, code_hash: str, now: dt.datetime) -> bool
 
 async def set_password_hash(conn: Conn, account_id: str, password_hash: str) -> None:
     await conn.execute(sa.update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash))
+
+
+async def put_reset(conn: Conn, *, token_hash: str, account_id: str, expires_at: dt.datetime) -> None:
+    from hub.store.schema import password_resets
+
+    await conn.execute(sa.insert(password_resets).values(token_hash=token_hash, account_id=account_id,
+                                                         expires_at=expires_at, created_at=utcnow()))
+
+
+async def get_reset(conn: Conn, token_hash: str, now: dt.datetime) -> sa.Row | None:
+    from hub.store.schema import password_resets
+
+    stmt = sa.select(password_resets).where(password_resets.c.token_hash == token_hash,
+                                            password_resets.c.used_at.is_(None), password_resets.c.expires_at > now)
+    return (await conn.execute(stmt)).first()
+
+
+async def use_reset(conn: Conn, token_hash: str, now: dt.datetime) -> bool:
+    from hub.store.schema import password_resets
+
+    stmt = sa.update(password_resets).where(password_resets.c.token_hash == token_hash,
+                                            password_resets.c.used_at.is_(None)).values(used_at=now)
+    return (await conn.execute(stmt)).rowcount == 1

@@ -173,3 +173,56 @@ async def test_with_sign_up_closed_an_invitation_is_needed_once(served_hub, brow
         assert status == 403 and "not valid" in html  # used once
     finally:
         await other.close()
+
+
+async def test_a_forgotten_password_is_reset_by_a_link_mailed_through_the_relay(served_hub, browser):
+    """The relay is a real aiosmtpd server standing in for the hub's mail provider."""
+    import email as email_lib
+    import email.policy
+    import threading
+
+    from aiosmtpd.controller import Controller
+
+    from tests.helpers import free_port
+
+    got, lock = [], threading.Lock()
+
+    class Relay:
+        async def handle_DATA(self, server, session, envelope):
+            with lock:
+                got.append((list(envelope.rcpt_tos),
+                            email_lib.message_from_bytes(envelope.original_content, policy=email.policy.default)))
+            return "250 OK"
+
+    relay = Controller(Relay(), hostname="127.0.0.1", port=free_port())
+    relay.start()
+    hub = served_hub
+    try:
+        object.__setattr__(hub, "cfg", dataclasses.replace(hub.cfg, smtp_relay=f"127.0.0.1:{relay.port}"))
+        await actors.create_local_actor(hub, "ivy", kind="person", email="ivy@example.com", password="ivy-old-pass")
+        other = Browser(hub.cfg.base_url)
+        assert (await other.post("/login", {"login": "ivy", "password": "ivy-old-pass"}, csrf_from="/login"))[0] == 303
+        status, html, _ = await browser.get("/login")
+        assert 'href="/reset"' in html
+        # an unknown address gets the same answer, and no mail
+        status, html_unknown, _ = await browser.post("/reset", {"email": "nobody@example.com"}, csrf_from="/reset")
+        status2, html_known, _ = await browser.post("/reset", {"email": "Ivy@Example.com"}, csrf_from="/reset")
+        assert status == status2 == 200 and "a link to choose a new password is on its way" in html_known
+        assert html_unknown.replace("nobody@example.com", "X") == html_known.replace("Ivy@Example.com", "X")
+        with lock:
+            ((rcpts, mail),) = got
+        assert rcpts == ["ivy@example.com"] and mail["Auto-Submitted"] == "auto-generated"
+        link = re.search(r"(http://\S+/reset/\S+)", mail.get_body(("plain",)).get_content()).group(1)
+        path = link.replace(hub.cfg.base_url, "")
+        status, html, _ = await browser.post(path, {"new": "ivy-new-pass", "new2": "ivy-new-pass"}, csrf_from=path)
+        assert status == 303
+        assert "Signed in as" in (await browser.get("/home"))[1]
+        assert "Signed in as" not in (await other.get("/home"))[1]  # every other session ended
+        status, html, _ = await browser.get(path)
+        assert status == 410 and "expired or was used" in html  # once only
+        await other.post("/login", {"login": "ivy", "password": "ivy-old-pass"}, csrf_from="/login")
+        assert "Signed in as" not in (await other.get("/home"))[1]
+        assert (await other.post("/login", {"login": "ivy", "password": "ivy-new-pass"}, csrf_from="/login"))[0] == 303
+        await other.close()
+    finally:
+        relay.stop()

@@ -1,0 +1,45 @@
+"""Mail the hub writes itself (password resets, notifications), through the
+configured relay (``smtp_relay``), marked ``Auto-Submitted: auto-generated``
+and DKIM-signed like the email bridge's mail."""
+
+from __future__ import annotations
+
+import email.utils
+from email.message import EmailMessage
+from typing import TYPE_CHECKING
+
+from hub.errors import HubError
+
+if TYPE_CHECKING:
+    from hub.context import Hub
+
+
+async def send_system_mail(hub: Hub, *, to: str, subject: str, text: str) -> None:
+    from hub.bridges.email import EmailConnector
+    from hub.bridges.email.compose import one_line, wire_address
+
+    cfg = hub.cfg
+    if not cfg.smtp_relay:
+        raise HubError("this server cannot send mail (no smtp_relay is configured): ask its administrator",
+                       status=503)
+    msg = EmailMessage()
+    msg["From"] = email.utils.formataddr((cfg.instance_name, f"no-reply@{cfg.mail_domain}"))
+    msg["To"] = wire_address(to)
+    msg["Subject"] = one_line(subject, 200)
+    msg["Date"] = email.utils.formatdate(usegmt=True)
+    msg["Message-ID"] = email.utils.make_msgid(domain=cfg.mail_domain)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg.set_content(text)
+    connector = EmailConnector(cfg)
+    data = msg.as_bytes()
+    if connector._dkim_key is not None:
+        from hub.bridges.email.compose import dkim_sign
+
+        data = dkim_sign(data, selector=cfg.dkim_selector, domain=cfg.mail_domain, private_key=connector._dkim_key)
+    from hub.bridges.base import SendError
+
+    try:
+        await connector.submit(data, f"no-reply@{cfg.mail_domain}", [wire_address(to)])
+    except SendError as exc:
+        raise HubError("the mail could not be sent; try again later", detail=str(exc), status=503) from None
