@@ -98,28 +98,96 @@ async def sign_in(hub: Hub, login: str, password: str, *, ip: str | None, user_a
         new_hash = await asyncio.to_thread(_HASHER.hash, password)
         async with hub.db.write() as conn:
             await web_store.set_password_hash(conn, account.id, new_hash)
-    token = await start_session(hub, account.id, user_agent=user_agent)
+    # with two-factor sign-in, the session waits for the code (``confirm_code``)
+    token = await start_session(hub, account.id, user_agent=user_agent, pending=bool(account.totp_secret))
     async with hub.db.write() as conn:
         await web_store.clear_failures(conn, keys[0])
     return account, token
 
 
-async def start_session(hub: Hub, account_id: str, *, user_agent: str | None) -> str:
+PENDING_TTL = dt.timedelta(minutes=10)
+
+
+async def start_session(hub: Hub, account_id: str, *, user_agent: str | None, pending: bool = False) -> str:
     token = secrets.token_urlsafe(32)
+    expires = utcnow() + (PENDING_TTL if pending else dt.timedelta(days=hub.cfg.session_days))
     async with hub.db.write() as conn:
         await web_store.put_session(conn, token_hash=digest(token), account_id=account_id,
                                     csrf_token=secrets.token_urlsafe(24), user_agent=user_agent,
-                                    expires_at=utcnow() + dt.timedelta(days=hub.cfg.session_days))
+                                    expires_at=expires, pending=pending)
     return token
 
 
+async def pending_session_of(hub: Hub, token: str | None) -> sa.Row | None:
+    """A session whose password was right and whose second factor is due."""
+    if not token or len(token) > 200:
+        return None
+    async with hub.db.read() as conn:
+        session = await web_store.get_session(conn, digest(token), utcnow())
+    return session if session is not None and session.pending else None
+
+
+async def confirm_code(hub: Hub, token: str, code: str) -> None:
+    """The second factor: a TOTP code of the account's authenticator app."""
+    import pyotp
+
+    session = await pending_session_of(hub, token)
+    if session is None:
+        raise Unauthorized("sign in again: that step has expired")
+    key = f"2fa:{session.account_id}"
+    await _check_rate(hub, [key])
+    if not pyotp.TOTP(session.totp_secret).verify(code.replace(" ", "").strip(), valid_window=1):
+        async with hub.db.write() as conn:
+            await web_store.add_failure(conn, key)
+        raise Unauthorized("that code is not right (codes change every 30 seconds)")
+    async with hub.db.write() as conn:
+        await web_store.confirm_session(conn, session.token_hash,
+                                        expires_at=utcnow() + dt.timedelta(days=hub.cfg.session_days))
+        await web_store.clear_failures(conn, key)
+
+
+def new_totp_secret() -> str:
+    import pyotp
+
+    return pyotp.random_base32()
+
+
+def totp_uri(hub: Hub, username: str, secret: str) -> str:
+    import pyotp
+
+    return pyotp.TOTP(secret).provisioning_uri(name=f"{username}@{hub.cfg.domain}", issuer_name=hub.cfg.instance_name)
+
+
+async def enable_totp(hub: Hub, account_id: str, secret: str, code: str) -> None:
+    import pyotp
+
+    if len(secret) < 16 or not secret.isalnum():
+        raise UsageError("start again: the secret is not valid")
+    if not pyotp.TOTP(secret).verify(code.replace(" ", "").strip(), valid_window=1):
+        raise UsageError("that code is not right: check the time of your phone and try the next one")
+    async with hub.db.write() as conn:
+        await web_store.set_totp_secret(conn, account_id, secret)
+
+
+async def disable_totp(hub: Hub, account_id: str, password: str) -> None:
+    async with hub.db.read() as conn:
+        account = await actor_store.get_account_by_id(conn, account_id)
+    if account is None or not await _verify(account.password_hash, password):
+        raise Unauthorized("the password is not right")
+    async with hub.db.write() as conn:
+        await web_store.set_totp_secret(conn, account_id, None)
+
+
 async def session_of(hub: Hub, token: str | None) -> sa.Row | None:
-    """The live session of a cookie's token (its expiry slides, at most hourly)."""
+    """The live session of a cookie's token (its expiry slides, at most hourly);
+    None while it waits for its second factor."""
     if not token or len(token) > 200:
         return None
     now = utcnow()
     async with hub.db.read() as conn:
         session = await web_store.get_session(conn, digest(token), now)
+    if session is not None and session.pending:
+        return None
     if session is not None and now - session.last_seen_at > TOUCH_EVERY:
         async with hub.db.write() as conn:
             await web_store.touch_session(conn, session.token_hash,

@@ -21,6 +21,7 @@ from hub.web import HUB_KEY, render
 CSRF_COOKIE = "rt_csrf"
 SESSION_KEY = web.RequestKey("rt_session", object)
 NEW_CSRF_KEY = web.RequestKey("rt_new_csrf", str)
+PENDING_KEY = web.RequestKey("rt_pending", object)
 
 
 @web.middleware
@@ -63,7 +64,7 @@ def _with_pre_csrf(request: web.Request, resp: web.StreamResponse) -> web.Stream
 
 
 def csrf_token(request: web.Request) -> str:
-    session = current(request)
+    session = current(request) or request.get(PENDING_KEY)
     return session.csrf_token if session is not None else _pre_csrf(request)
 
 
@@ -79,7 +80,7 @@ async def form_of(request: web.Request) -> dict[str, str]:
         raise web.HTTPRequestEntityTooLarge(max_size=64 * 1024, actual_size=request.content_length)
     data = await request.post()
     form = {k: v for k, v in data.items() if isinstance(v, str)}
-    session = current(request)
+    session = current(request) or request.get(PENDING_KEY)
     expected = session.csrf_token if session is not None else request.cookies.get(CSRF_COOKIE)
     sent = form.get("csrf_token", "")
     if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
@@ -119,9 +120,73 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     except HubError as exc:
         return _with_pre_csrf(request, render(request, "login.html", next=nxt, error=exc.safe, login=login,
                                               status=exc.status))
-    resp = web.HTTPSeeOther(nxt)
+    resp = web.HTTPSeeOther(f"/login/code?next={nxt}" if _account.totp_secret else nxt)
     set_session_cookie(request, resp, token)
     raise resp
+
+
+async def code_page(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    pending = await sessions.pending_session_of(hub, request.cookies.get(sessions.cookie_name(hub)))
+    if pending is None:
+        raise web.HTTPSeeOther("/login")
+    request[PENDING_KEY] = pending
+    return render(request, "code.html", next=_next(request.query.get("next")), error=None)
+
+
+async def code_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    token = request.cookies.get(sessions.cookie_name(hub))
+    pending = await sessions.pending_session_of(hub, token)
+    if pending is None:
+        raise web.HTTPSeeOther("/login")
+    request[PENDING_KEY] = pending
+    form = await form_of(request)
+    nxt = _next(form.get("next"))
+    try:
+        await sessions.confirm_code(hub, token, form.get("code", ""))
+    except sessions.TooManyAttempts as exc:
+        resp = render(request, "code.html", next=nxt, error=exc.safe, status=429)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
+    except HubError as exc:
+        return render(request, "code.html", next=nxt, error=exc.safe, status=exc.status)
+    raise web.HTTPSeeOther(nxt)
+
+
+async def twofactor_page(request: web.Request, *, error: str | None = None, done: str | None = None,
+                         status: int = 200) -> web.StreamResponse:
+    import base64
+
+    import segno
+
+    hub = request.app[HUB_KEY]
+    session = _require(request)
+    secret = uri = qr = None
+    if not session.totp_secret:
+        secret = sessions.new_totp_secret()
+        uri = sessions.totp_uri(hub, session.username, secret)
+        svg = segno.make(uri, error="m").svg_inline(scale=4, dark="#1b1f24", light="#ffffff")
+        qr = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    return render(request, "twofactor.html", enabled=bool(session.totp_secret), secret=secret, uri=uri, qr=qr,
+                  error=error, done=done, status=status)
+
+
+async def twofactor_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    session = _require(request)
+    form = await form_of(request)
+    try:
+        if form.get("action") == "enable":
+            await sessions.enable_totp(hub, session.account_id, form.get("secret", ""), form.get("code", ""))
+            done = "Two-factor sign-in is on: from now on you will be asked for a code after your password."
+        else:
+            await sessions.disable_totp(hub, session.account_id, form.get("password", ""))
+            done = "Two-factor sign-in is off."
+    except HubError as exc:
+        return await twofactor_page(request, error=exc.safe, status=exc.status)
+    request[SESSION_KEY] = await sessions.session_of(hub, request.cookies.get(sessions.cookie_name(hub)))
+    return await twofactor_page(request, done=done)
 
 
 async def logout_post(request: web.Request) -> web.StreamResponse:
@@ -235,6 +300,10 @@ async def reset_token_post(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
+    app.router.add_get("/login/code", code_page)
+    app.router.add_post("/login/code", code_post)
+    app.router.add_get("/settings/2fa", twofactor_page)
+    app.router.add_post("/settings/2fa", twofactor_post)
     app.router.add_get("/reset", reset_page)
     app.router.add_post("/reset", reset_post)
     app.router.add_get("/reset/{token}", reset_token_page)

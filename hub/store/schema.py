@@ -111,6 +111,8 @@ accounts = sa.Table(
     sa.Column("email", sa.String(320), nullable=True, unique=True),
     sa.Column("password_hash", sa.Text, nullable=True),
     _created(),
+    # two-factor sign-in (TOTP, RFC 6238): the shared secret once confirmed
+    sa.Column("totp_secret", sa.String(64), nullable=True),
 )
 
 memberships = sa.Table(
@@ -550,6 +552,8 @@ web_sessions = sa.Table(
     _created(),
     sa.Column("last_seen_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
+    # the password was right but the second factor is still due: not signed in yet
+    sa.Column("pending", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 login_failures = sa.Table(

@@ -12,17 +12,26 @@ from hub.store.schema import accounts, invitations, login_failures, web_sessions
 
 
 async def put_session(conn: Conn, *, token_hash: str, account_id: str, csrf_token: str, user_agent: str | None,
-                      expires_at: dt.datetime) -> None:
+                      expires_at: dt.datetime, pending: bool = False) -> None:
     now = utcnow()
     await conn.execute(sa.insert(web_sessions).values(
         token_hash=token_hash, account_id=account_id, csrf_token=csrf_token, user_agent=(user_agent or "")[:255] or None,
-        created_at=now, last_seen_at=now, expires_at=expires_at,
+        created_at=now, last_seen_at=now, expires_at=expires_at, pending=pending,
     ))
+
+
+async def confirm_session(conn: Conn, token_hash: str, *, expires_at: dt.datetime) -> None:
+    await conn.execute(sa.update(web_sessions).where(web_sessions.c.token_hash == token_hash)
+                       .values(pending=False, expires_at=expires_at, last_seen_at=utcnow()))
+
+
+async def set_totp_secret(conn: Conn, account_id: str, secret: str | None) -> None:
+    await conn.execute(sa.update(accounts).where(accounts.c.id == account_id).values(totp_secret=secret))
 
 
 async def get_session(conn: Conn, token_hash: str, now: dt.datetime) -> sa.Row | None:
     stmt = (
-        sa.select(web_sessions, accounts.c.username, accounts.c.email)
+        sa.select(web_sessions, accounts.c.username, accounts.c.email, accounts.c.totp_secret)
         .join(accounts, accounts.c.id == web_sessions.c.account_id)
         .where(web_sessions.c.token_hash == token_hash, web_sessions.c.expires_at > now)
     )

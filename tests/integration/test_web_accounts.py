@@ -226,3 +226,40 @@ async def test_a_forgotten_password_is_reset_by_a_link_mailed_through_the_relay(
         await other.close()
     finally:
         relay.stop()
+
+
+async def test_two_factor_sign_in_with_an_authenticator_code(served_hub, browser):
+    import pyotp
+
+    hub = served_hub
+    await actors.create_local_actor(hub, "jo", kind="person", password="jo-secret-1")
+    assert (await browser.post("/login", {"login": "jo", "password": "jo-secret-1"}, csrf_from="/login"))[0] == 303
+    status, html, _ = await browser.get("/settings/2fa")
+    assert status == 200 and 'src="data:image/svg+xml;base64,' in html
+    secret = re.search(r'name="secret" value="([A-Z2-7]+)"', html).group(1)
+    status, html, _ = await browser.post("/settings/2fa", {"action": "enable", "secret": secret, "code": "000000"},
+                                         csrf_from="/settings/2fa")
+    assert status == 400 and "not right" in html
+    status, html, _ = await browser.post("/settings/2fa", {"action": "enable", "secret": secret,
+                                                           "code": pyotp.TOTP(secret).now()}, csrf_from="/settings/2fa")
+    assert status == 200 and "is on" in html
+    await browser.post("/logout", {}, csrf_from="/home")
+
+    # the password alone is not enough any more
+    status, _h, resp = await browser.post("/login", {"login": "jo", "password": "jo-secret-1"}, csrf_from="/login")
+    assert status == 303 and resp.headers["Location"].startswith("/login/code")
+    status, html, _ = await browser.get("/home")
+    assert "Signed in as" not in html  # not yet
+    status, html, _ = await browser.post("/login/code", {"code": "123456"}, csrf_from="/login/code")
+    assert status == 401 and "not right" in html
+    status, _h, resp = await browser.post("/login/code", {"code": pyotp.TOTP(secret).now(), "next": "/home"},
+                                          csrf_from="/login/code")
+    assert status == 303 and resp.headers["Location"] == "/home"
+    assert "Signed in as" in (await browser.get("/home"))[1]
+    # switching it off needs the password
+    status, html, _ = await browser.post("/settings/2fa", {"action": "disable", "password": "nope"},
+                                         csrf_from="/settings/2fa")
+    assert status == 401
+    status, html, _ = await browser.post("/settings/2fa", {"action": "disable", "password": "jo-secret-1"},
+                                         csrf_from="/settings/2fa")
+    assert status == 200 and "is off" in html
