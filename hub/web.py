@@ -8,9 +8,11 @@ anything from another origin.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import sqlalchemy as sa
 from aiohttp import web
 
@@ -42,7 +44,18 @@ def make_jinja() -> jinja2.Environment:
     )
     env.filters["datetime"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if isinstance(d, dt.datetime) else ""
     env.globals["version"] = __version__
+    env.filters["rel_me"] = rel_me
     return env
+
+
+_A_REL = re.compile(r'(<a\b[^>]*?)\s+rel="[^"]*"', re.I)
+
+
+def rel_me(html: str) -> markupsafe.Markup:
+    """Links of a profile's fields marked ``rel="me"`` (sanitised HTML in, so
+    that the linked sites can verify the profile, as Mastodon does)."""
+    html = _A_REL.sub(r"\1", str(html or ""))
+    return markupsafe.Markup(re.sub(r"<a\b", '<a rel="me nofollow noopener noreferrer"', html, flags=re.I))
 
 
 def wants_activity_json(request: web.Request) -> bool:

@@ -263,3 +263,16 @@ async def test_two_factor_sign_in_with_an_authenticator_code(served_hub, browser
     status, html, _ = await browser.post("/settings/2fa", {"action": "disable", "password": "jo-secret-1"},
                                          csrf_from="/settings/2fa")
     assert status == 200 and "is off" in html
+
+
+async def test_a_profiles_links_are_marked_rel_me_for_verification(served_hub, browser):
+    hub = served_hub
+    actor = await actors.create_local_actor(hub, "kim", kind="person", name="Kim")
+    from hub.text import plain_to_html
+
+    value = plain_to_html("https://kim.example/").removeprefix("<p>").removesuffix("</p>")  # as `actor set --field` does
+    await actors.update_profile(hub, actor, fields=[{"name": "Site", "value": value}])
+    status, html, _ = await browser.get("/users/kim")
+    assert status == 200 and 'class="profile h-card"' in html
+    link = re.search(r'<dd><a [^>]*href="https://kim.example/"[^>]*>', html).group(0)
+    assert 'rel="me nofollow noopener noreferrer"' in link and link.count("rel=") == 1
