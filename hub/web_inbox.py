@@ -92,9 +92,20 @@ async def act(request: web.Request) -> web.StreamResponse:
             await state.update(hub, acting, conversation, note=form.get("text", ""))
         elif action == "state":
             labels = [x.strip() for x in form.get("labels", "").replace(",", " ").split() if x.strip()]
+            until = None
+            if form.get("snooze_until"):
+                import datetime as dt
+
+                try:
+                    until = dt.datetime.fromisoformat(form["snooze_until"])
+                except ValueError:
+                    raise HubError("snooze until: give a date and time", status=400) from None
+                if until.tzinfo is None:  # a datetime-local field has no zone: the page says UTC
+                    until = until.replace(tzinfo=dt.timezone.utc)
             current_labels = set((await state.show(hub, acting, conversation, mark_read=False))["conversation"]["labels"])
             await state.update(
-                hub, acting, conversation, status=form.get("status") or None,
+                hub, acting, conversation, status="snoozed" if until else (form.get("status") or None),
+                snooze_until=until,
                 assign=form.get("assign") if "assign" in form else None,
                 add_labels=[x for x in labels if x not in current_labels],
                 remove_labels=[x for x in current_labels if x not in labels] if "labels" in form else [],

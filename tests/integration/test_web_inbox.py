@@ -130,3 +130,29 @@ async def test_the_settings_page_manages_members_signature_canned_responses_and_
     finally:
         await owner.close()
         await agent.close()
+
+
+async def test_snoozing_from_the_conversation_page(served_hub):
+    hub = served_hub
+    await actors.create_local_actor(hub, "alice", kind="person", password="alice-secret")
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme", password="acme-owner-1")
+    alice = await signed_in(hub, "alice", "alice-secret")
+    acme = await signed_in(hub, "acme", "acme-owner-1")
+    try:
+        _s, _h, resp = await alice.post("/inbox/alice/new", {"to": f"@acme@{hub.cfg.domain}", "text": "Hello"},
+                                        csrf_from="/inbox/alice/new")
+        conv_id = resp.headers["Location"].rsplit("/", 1)[1]
+        await hub.runner.drain()
+        page = f"/inbox/acme/{conv_id}"
+        status, html, _ = await acme.post(page, {"action": "state", "status": "open", "snooze_until": "2099-01-02T09:30",
+                                                 "labels": ""}, csrf_from=page)
+        assert status == 303
+        status, html, _ = await acme.get(page)
+        assert "Snoozed until 2099-01-02T09:30:00" in html
+        status, html, _ = await acme.get("/inbox/acme?status=snoozed")
+        assert "Hello" in html
+        status, html, _ = await acme.post(page, {"action": "state", "snooze_until": "tomorrow"}, csrf_from=page)
+        assert status == 400 and "date and time" in html
+    finally:
+        await alice.close()
+        await acme.close()
