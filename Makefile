@@ -13,7 +13,7 @@ ROUNDTABLE_SMTP_LISTEN ?= localhost:2525
 RUN_ENV := ROUNDTABLE_DEV=1 ROUNDTABLE_DOMAIN=localhost:8080 ROUNDTABLE_LISTEN=localhost:8080 ROUNDTABLE_DATA=$(DATA) \
 	ROUNDTABLE_SMTP_LISTEN=$(ROUNDTABLE_SMTP_LISTEN)
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test bench clean screenshots
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Roundtable needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
@@ -45,6 +45,11 @@ run: install
 test: install-test
 	@./.ci/deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The README's screenshots (not part of `make test`): a throw-away hub photographed in Chromium.
+screenshots: install-test
+	@./.ci/deps
+	$(BIN)/python docs/screenshots.py
 
 bench: install-test
 	@command -v wrk >/dev/null || { command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } || { echo "bench needs wrk (apt-get install wrk)"; exit 1; }
