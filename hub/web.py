@@ -45,7 +45,20 @@ def make_jinja() -> jinja2.Environment:
     env.filters["datetime"] = lambda d: d.strftime("%Y-%m-%d %H:%M UTC") if isinstance(d, dt.datetime) else ""
     env.globals["version"] = __version__
     env.filters["rel_me"] = rel_me
+    env.filters["when"] = when
     return env
+
+
+def when(value) -> str:
+    """An ISO 8601 time as people read it: ``2026-11-23 10:04 UTC``."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if not isinstance(value, dt.datetime):
+        return ""
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 _A_REL = re.compile(r'(<a\b[^>]*?)\s+rel="[^"]*"', re.I)
