@@ -124,7 +124,10 @@ async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads
         # a phone's width: nothing wider than the screen
         await page.set_viewport_size({"width": 360, "height": 740})
         await page.goto(customer_url)
-        assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+        wide = await page.evaluate("""() => [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > 360.5)
+            .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)""")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 360, wide
     finally:
         await customer.close()
         await agent.close()
