@@ -381,12 +381,17 @@ ROUTES = [
 ]
 
 
-def setup(app: web.Application, hub: Hub) -> None:
-    app[HUB_KEY] = hub
-    for method, path, handler in ROUTES:
-        wrapped = endpoint(handler)
+def add_routes(app: web.Application, routes, wrap) -> None:
+    """``(method, path, handler)`` under ``BASE``, each wrapped, with and without a trailing slash."""
+    for method, path, handler in routes:
+        wrapped = wrap(handler)
         app.router.add_route(method, BASE + path, wrapped)
         app.router.add_route(method, BASE + path + "/", wrapped)
+
+
+def setup(app: web.Application, hub: Hub) -> None:
+    app[HUB_KEY] = hub
+    add_routes(app, ROUTES, endpoint)
     app.router.add_get(BASE + "/openapi.json", openapi)
     app.router.add_route("*", BASE + "/{tail:.*}", not_found)
 

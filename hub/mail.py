@@ -31,15 +31,12 @@ async def send_system_mail(hub: Hub, *, to: str, subject: str, text: str) -> Non
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(text)
-    connector = EmailConnector(cfg)
-    data = msg.as_bytes()
-    if connector._dkim_key is not None:
-        from hub.bridges.email.compose import dkim_sign
-
-        data = dkim_sign(data, selector=cfg.dkim_selector, domain=cfg.mail_domain, private_key=connector._dkim_key)
+    connector = hub.bridges.connectors.get("email") if hub.bridges is not None else None
+    if connector is None:
+        connector = EmailConnector(cfg)
     from hub.bridges.base import SendError
 
     try:
-        await connector.submit(data, f"no-reply@{cfg.mail_domain}", [wire_address(to)])
+        await connector.submit(msg.as_bytes(), f"no-reply@{cfg.mail_domain}", [wire_address(to)])
     except SendError as exc:
         raise HubError("the mail could not be sent; try again later", detail=str(exc), status=503) from None

@@ -300,17 +300,11 @@ async def reset_token_post(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/login/code", code_page)
-    app.router.add_post("/login/code", code_post)
-    app.router.add_get("/settings/2fa", twofactor_page)
-    app.router.add_post("/settings/2fa", twofactor_post)
-    app.router.add_get("/reset", reset_page)
-    app.router.add_post("/reset", reset_post)
-    app.router.add_get("/reset/{token}", reset_token_page)
-    app.router.add_post("/reset/{token}", reset_token_post)
     app.middlewares.append(session_middleware)
-    for path, get, post in (("/login", login_page, login_post), ("/signup", signup_page, signup_post),
-                            ("/settings/password", password_page, password_post)):
+    for path, get, post in (("/login", login_page, login_post), ("/login/code", code_page, code_post),
+                            ("/signup", signup_page, signup_post), ("/settings/password", password_page, password_post),
+                            ("/settings/2fa", twofactor_page, twofactor_post), ("/reset", reset_page, reset_post),
+                            ("/reset/{token}", reset_token_page, reset_token_post)):
         app.router.add_get(path, get)
         app.router.add_post(path, post)
     app.router.add_post("/logout", logout_post)

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from hub.errors import HubError
 from hub.inbox import access, conversations, state
+from hub.store import conversations as conv_store
 from hub.web import HUB_KEY, render
 from hub.web_accounts import current, form_of
 
@@ -102,7 +103,7 @@ async def act(request: web.Request) -> web.StreamResponse:
                     raise HubError("snooze until: give a date and time", status=400) from None
                 if until.tzinfo is None:  # a datetime-local field has no zone: the page says UTC
                     until = until.replace(tzinfo=dt.timezone.utc)
-            current_labels = set((await state.show(hub, acting, conversation, mark_read=False))["conversation"]["labels"])
+            current_labels = set((await state.item(hub, acting, conversation))["labels"])
             await state.update(
                 hub, acting, conversation, status="snoozed" if until else (form.get("status") or None),
                 snooze_until=until,
@@ -161,11 +162,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     async def mark() -> str:
         if conversation_id:
             async with hub.db.read() as conn:
-                from hub.store import conversations as conv_store
-
-                latest = await conv_store.latest_published(conn, conversation.id)
-                count = len(await conv_store.list_messages(conn, conversation.id))
-            return f"{latest}:{count}"
+                return str(await conv_store.message_mark(conn, conversation.id))
         items, _ = await state.list_conversations(hub, acting, limit=1)
         return items[0]["last_activity"] + items[0]["id"] if items else ""
 

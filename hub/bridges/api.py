@@ -267,11 +267,10 @@ ROUTES = [
 
 
 def setup(app: web.Application, hub: Hub) -> None:
+    from hub.api import add_routes
+
     app[HUB_KEY] = hub
-    for method, path, handler in ROUTES:
-        wrapped = _wrap(handler)
-        app.router.add_route(method, BASE + path, wrapped)
-        app.router.add_route(method, BASE + path + "/", wrapped)
+    add_routes(app, ROUTES, _wrap)
 
 
 # --- the bridge's side: `roundtable bridge run` ------------------------------------------------------

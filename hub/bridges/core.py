@@ -136,19 +136,26 @@ class Bridges:
         return self.connectors.get(bridge.name)
 
     async def ensure_bridge_rows(self) -> None:
-        """Every connector of this process has its row (name = network namespace)."""
+        """Every connector of this process has its row (name = network namespace).
+        Runs at every start-up (every command too): it only reads unless a row is
+        missing or its capabilities changed."""
+        async with self.hub.db.read() as conn:
+            rows = {c.name: await bridge_store.get_bridge(conn, c.name) for c in self.connectors.values()}
+        stale = [c for c in self.connectors.values()
+                 if rows[c.name] is None or (rows[c.name].settings or {}).get("capabilities") != c.capabilities.as_dict()]
+        if not stale:
+            return
         async with self.hub.db.write() as conn:
-            for c in self.connectors.values():
-                if await bridge_store.get_bridge(conn, c.name) is None:
+            for c in stale:
+                row = await bridge_store.get_bridge(conn, c.name, for_update=True)
+                if row is None:
                     await bridge_store.put_bridge(conn, {
                         "name": c.name, "kind": c.kind, "settings": {"capabilities": c.capabilities.as_dict()},
                     })
                 else:
-                    row = await bridge_store.get_bridge(conn, c.name, for_update=True)
-                    if (row.settings or {}).get("capabilities") != c.capabilities.as_dict():
-                        settings = dict(row.settings or {})
-                        settings["capabilities"] = c.capabilities.as_dict()
-                        await bridge_store.update_bridge(conn, c.name, {"settings": settings})
+                    settings = dict(row.settings or {})
+                    settings["capabilities"] = c.capabilities.as_dict()
+                    await bridge_store.update_bridge(conn, c.name, {"settings": settings})
 
     async def start(self) -> None:
         """Start this process's connectors' listeners (``roundtable serve``)."""

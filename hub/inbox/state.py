@@ -168,6 +168,13 @@ async def _row(conn: Conn, acting: Acting, conversation_id: str) -> sa.Row:
     return rows[0]
 
 
+async def item(hub: Hub, acting: Acting, conversation: sa.Row) -> dict:
+    """The actor's conversation object alone (no messages, not a read)."""
+    async with hub.db.read() as conn:
+        (out,) = await conversation_objects(conn, [await _row(conn, acting, conversation.id)], acting)
+    return out
+
+
 async def _deliveries(conn: Conn, hub: Hub, conversation: sa.Row, message: sa.Row, participants: list[sa.Row]) -> list[dict]:
     """Per recipient: how our message reached them (our own messages only)."""
     jobs_by_inbox: dict[str, sa.Row] = {}

@@ -76,8 +76,15 @@ async def put_participant(
 
 
 async def latest_published(conn: Conn, conversation_id: str) -> dt.datetime | None:
-    stmt = sa.select(sa.func.max(messages.c.published_at)).where(messages.c.conversation_id == conversation_id)
-    return (await conn.execute(stmt)).scalar()
+    return (await message_mark(conn, conversation_id))[0]
+
+
+async def message_mark(conn: Conn, conversation_id: str) -> tuple[dt.datetime | None, int]:
+    """``(newest published time, number of messages)``: changes whenever a message comes, goes or changes order."""
+    stmt = sa.select(sa.func.max(messages.c.published_at), sa.func.count()).where(
+        messages.c.conversation_id == conversation_id)
+    latest, count = (await conn.execute(stmt)).one()
+    return latest, int(count)
 
 
 async def set_role(conn: Conn, conversation_id: str, actor_id: str, role: str) -> None:

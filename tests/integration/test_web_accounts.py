@@ -199,6 +199,9 @@ async def test_a_forgotten_password_is_reset_by_a_link_mailed_through_the_relay(
     hub = served_hub
     try:
         object.__setattr__(hub, "cfg", dataclasses.replace(hub.cfg, smtp_relay=f"127.0.0.1:{relay.port}"))
+        from hub.bridges.email import EmailConnector
+
+        hub.bridges.add_connector(EmailConnector(hub.cfg))  # the hub's email bridge, with that relay
         await actors.create_local_actor(hub, "ivy", kind="person", email="ivy@example.com", password="ivy-old-pass")
         other = Browser(hub.cfg.base_url)
         assert (await other.post("/login", {"login": "ivy", "password": "ivy-old-pass"}, csrf_from="/login"))[0] == 303

@@ -131,13 +131,17 @@ class EmailConnector(Connector):
             rcpt = compose.wire_address(outbound.to)
         except (ValueError, TypeError, LookupError) as exc:  # nothing a retry would change
             raise SendError(f"cannot write this mail: {exc}"[:500], permanent=True) from None
-        if self._dkim_key is not None:
-            data = compose.dkim_sign(data, selector=self.cfg.dkim_selector, domain=self.cfg.mail_domain,
-                                     private_key=self._dkim_key)
         await self.submit(data, mail_from, [rcpt])
         return message_id
 
     async def submit(self, data: bytes, mail_from: str, to: list[str]) -> None:
+        """Hand one message to the relay, DKIM-signed when a key is configured
+        (the bridge's mail and the hub's own, ``hub.mail``, alike)."""
+        if not self.cfg.smtp_relay:
+            raise SendError("no SMTP relay is configured (smtp_relay)")
+        if self._dkim_key is not None:
+            data = compose.dkim_sign(data, selector=self.cfg.dkim_selector, domain=self.cfg.mail_domain,
+                                     private_key=self._dkim_key)
         host, port = self.cfg.smtp_relay.rsplit(":", 1)
         tls = self.cfg.smtp_relay_tls
         try:
