@@ -113,6 +113,8 @@ accounts = sa.Table(
     _created(),
     # two-factor sign-in (TOTP, RFC 6238): the shared secret once confirmed
     sa.Column("totp_secret", sa.String(64), nullable=True),
+    # the instance's operators: federation status, domain blocks, reports
+    sa.Column("is_admin", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 memberships = sa.Table(
@@ -123,6 +125,10 @@ memberships = sa.Table(
     sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("role", sa.String(16), nullable=False),
     _created(),
+    # email notifications this member chose for this actor (sent through the relay)
+    sa.Column("notify_conversations", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("notify_messages", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("notify_assignments", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("account_id", "actor_id", name="uq_memberships_account_actor"),
 )
 
@@ -588,4 +594,34 @@ password_resets = sa.Table(
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("used_at", UTCDateTime(), nullable=True),
     _created(),
+)
+
+
+# --- instance administration ---------------------------------------------------------------------
+
+domain_blocks = sa.Table(
+    # A remote domain (and its subdomains) this instance refuses: no inbound activity is accepted
+    # from it and nothing is delivered to it.
+    "domain_blocks",
+    metadata,
+    sa.Column("domain", sa.String(255), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("created_by_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    _created(),
+)
+
+reports = sa.Table(
+    # A Flag received from another server (or made here): who reported what, and why.
+    "reports",
+    metadata,
+    _id(),
+    sa.Column("uri", sa.String(2048), nullable=True, unique=True),  # the Flag activity's id
+    sa.Column("reporter_uri", sa.String(2048), nullable=True),
+    sa.Column("target_uris", sa.JSON, nullable=False),  # the actor and objects reported
+    sa.Column("content", sa.Text, nullable=True),
+    sa.Column("raw", sa.JSON, nullable=True),
+    _created(),
+    sa.Column("resolved_at", UTCDateTime(), nullable=True),
+    sa.Column("resolved_by_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    sa.Index("ix_reports_open", "resolved_at", "created_at"),
 )
