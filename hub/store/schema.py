@@ -542,9 +542,12 @@ attachments = sa.Table(
     sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("filename", sa.String(255), nullable=False),
     sa.Column("content_type", sa.String(255), nullable=False),
-    sa.Column("size", sa.Integer, nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.Integer, nullable=True),  # unknown for a remote file
+    sa.Column("sha256", sa.String(64), nullable=True),  # kept here (media/) when set
     _created(),
+    # a file another server keeps (a fediverse note's attachment): linked, never fetched by us
+    sa.Column("remote_url", sa.String(2048), nullable=True),
+    sa.Column("description", sa.Text, nullable=True),  # alt text
 )
 
 web_sessions = sa.Table(
