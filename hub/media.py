@@ -6,10 +6,22 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from hub.config import Config
+
+MAX_FILES = 8  # files one message may carry
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A file someone attaches to a message they write (from a form or the API)."""
+
+    filename: str
+    content_type: str
+    data: bytes
 
 
 def path_of(cfg: Config, sha256: str) -> Path:
@@ -60,7 +72,7 @@ def setup(app, hub) -> None:
         async with hub.db.read() as conn:
             row = await bridge_store.get_attachment(conn, attachment_id)
             message = await msg_store.get_message_by_id(conn, row.message_id) if row else None
-        if row is None or message is None or message.deleted_at or message.removed_at:
+        if row is None or message is None or message.deleted_at or message.removed_at or not row.sha256:
             raise web.HTTPNotFound(text="no such file")
         path = path_of(hub.cfg, row.sha256)
         if not path.exists():

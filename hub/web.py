@@ -46,7 +46,28 @@ def make_jinja() -> jinja2.Environment:
     env.globals["version"] = __version__
     env.filters["rel_me"] = rel_me
     env.filters["when"] = when
+    env.filters["filesize"] = filesize
+    versions = static_versions(web_dir() / "static")
+    env.globals["static"] = lambda name: f"/static/{name}?v={versions[name]}" if name in versions else f"/static/{name}"
     return env
+
+
+def static_versions(directory: Path) -> dict[str, str]:
+    """Each static file's content hash, put in its URL (``?v=``) so that a
+    browser may keep it for a year and still sees a new release at once."""
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in directory.iterdir() if p.is_file()}
+
+
+def filesize(n) -> str:
+    if not isinstance(n, int) or n < 0:
+        return ""
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
 
 
 def when(value) -> str:
@@ -137,29 +158,28 @@ async def note_page(request: web.Request, message: sa.Row, author: sa.Row) -> we
     return render(request, "note.html", message=message, author=author, handle=f"@{author.username}@{hub.cfg.domain}")
 
 
-async def index(request: web.Request) -> web.Response:
-    hub = request.app[HUB_KEY]
-    from hub.store import actors as actor_store
-
-    async with hub.db.read() as conn:
-        local = [a for a in await actor_store.list_local_actors(conn) if a.discoverable]
-    return render(request, "index.html", actors=local)
-
-
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "version": __version__})
 
 
 def static_handler(directory: Path):
-    """Files of ``web/static`` with caching headers (ETag and Last-Modified come
-    from aiohttp's FileResponse, so revalidation answers 304)."""
+    """Files of ``web/static`` with caching headers. A URL naming the file's
+    current version (``?v=`` as the pages write it) is kept for a year,
+    unchanged (``immutable``); any other is revalidated each time (ETag and
+    Last-Modified come from aiohttp's FileResponse, so that answers 304)."""
     files = {p.name: p for p in directory.iterdir() if p.is_file()}
+    versions = static_versions(directory)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        path = files.get(request.match_info["name"])
+        name = request.match_info["name"]
+        path = files.get(name)
         if path is None:
             raise web.HTTPNotFound(text="no such file")
-        return web.FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+        if request.query.get("v") == versions[name]:
+            cache = "public, max-age=31536000, immutable"
+        else:
+            cache = "public, no-cache"
+        return web.FileResponse(path, headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
 
     return handle
 
@@ -167,11 +187,11 @@ def static_handler(directory: Path):
 def setup(app: web.Application, hub: Hub) -> None:
     app[HUB_KEY] = hub
     app[JINJA_KEY] = make_jinja()
-    app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/{name}", static_handler(web_dir() / "static"))
-    from hub import web_accounts, web_home, web_inbox, web_settings
+    from hub import web_accounts, web_home, web_inbox, web_public, web_settings
 
+    web_public.setup(app)
     web_accounts.setup(app)
     web_home.setup(app)
     web_inbox.setup(app)

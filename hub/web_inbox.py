@@ -20,7 +20,7 @@ from hub.errors import HubError
 from hub.inbox import access, conversations, state
 from hub.store import conversations as conv_store
 from hub.web import HUB_KEY, render
-from hub.web_accounts import current, form_of
+from hub.web_accounts import current, form_of, form_with_files
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
 
@@ -43,7 +43,7 @@ async def _acting(request: web.Request) -> access.Acting:
         raise web.HTTPForbidden(text=exc.safe) from None
 
 
-async def inbox_page(request: web.Request) -> web.StreamResponse:
+async def inbox_page(request: web.Request, *, flash: str | None = None, status: int = 200) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
     acting = await _acting(request)
     q = request.query
@@ -59,11 +59,16 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
         filters["error"] = exc.safe
     members = await access.list_members(hub, acting) if acting.actor.type == "Organization" else []
     unread = sum(1 for c in items if c["unread"])
+    done = q.get("done", "")
+    kept = {k: v for k, v in filters.items() if v and k != "error"}
     return render(request, "inbox.html", acting=acting, items=items, cursor=cursor, filters=filters,
-                  statuses=STATUSES, members=members, unread=unread)
+                  statuses=STATUSES, members=members, unread=unread, flash=flash, status=status,
+                  done=int(done) if done.isdigit() else None, query=urlencode(kept),
+                  here=request.path + ("?" + urlencode(kept) if kept else ""))
 
 
-async def conversation_page(request: web.Request, *, error: str | None = None, status: int = 200) -> web.StreamResponse:
+async def conversation_page(request: web.Request, *, error: str | None = None, status: int = 200,
+                            draft: str = "") -> web.StreamResponse:
     hub = request.app[HUB_KEY]
     acting = await _acting(request)
     try:
@@ -72,15 +77,33 @@ async def conversation_page(request: web.Request, *, error: str | None = None, s
     except HubError as exc:
         raise web.HTTPNotFound(text=exc.safe) from None
     members = await access.list_members(hub, acting) if acting.actor.type == "Organization" else []
+    canned = await state.list_canned(hub, acting)
+    owner = conversation.owner_id == acting.actor.id and conversation.local
     return render(request, "conversation.html", acting=acting, view=view, conversation=view["conversation"],
-                  statuses=STATUSES, members=members, error=error, status=status)
+                  statuses=STATUSES, members=members, error=error, status=status, canned=canned, draft=draft,
+                  owner=owner, public_url=conversation.uri)
+
+
+def _snooze_until(value: str | None):
+    import datetime as dt
+
+    if not value:
+        return None
+    try:
+        until = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise HubError("snooze until: give a date and time", status=400) from None
+    if until.tzinfo is None:  # a datetime-local field has no zone: the page says UTC
+        until = until.replace(tzinfo=dt.timezone.utc)
+    return until
 
 
 async def act(request: web.Request) -> web.StreamResponse:
-    """One form on the conversation page: ``action`` = reply | note | state."""
+    """One form on the conversation page: ``action`` = reply | note | state |
+    canned (fill the reply box) | public | private."""
     hub = request.app[HUB_KEY]
     acting = await _acting(request)
-    form = await form_of(request)
+    form, files = await form_with_files(request)
     back = f"/inbox/{acting.actor.username}/{request.match_info['id']}"
     try:
         conversation = await conversations.get_conversation(hub, request.match_info["id"])
@@ -88,21 +111,18 @@ async def act(request: web.Request) -> web.StreamResponse:
             await conversations.require_participant(conn, acting, conversation)
         action = form.get("action")
         if action == "reply":
-            await conversations.reply(hub, acting, conversation, form.get("text", ""))
+            await conversations.reply(hub, acting, conversation, form.get("text", ""), files=files)
+        elif action == "canned":
+            text = await state.render_canned(hub, acting, form.get("canned", ""), conversation)
+            draft = form.get("text", "").rstrip()
+            return await conversation_page(request, draft=f"{draft}\n\n{text}" if draft else text)
         elif action == "note":
             await state.update(hub, acting, conversation, note=form.get("text", ""))
+        elif action in ("public", "private"):
+            await conversations.set_public(hub, acting, conversation, public=action == "public")
         elif action == "state":
             labels = [x.strip() for x in form.get("labels", "").replace(",", " ").split() if x.strip()]
-            until = None
-            if form.get("snooze_until"):
-                import datetime as dt
-
-                try:
-                    until = dt.datetime.fromisoformat(form["snooze_until"])
-                except ValueError:
-                    raise HubError("snooze until: give a date and time", status=400) from None
-                if until.tzinfo is None:  # a datetime-local field has no zone: the page says UTC
-                    until = until.replace(tzinfo=dt.timezone.utc)
+            until = _snooze_until(form.get("snooze_until"))
             current_labels = set((await state.item(hub, acting, conversation))["labels"])
             await state.update(
                 hub, acting, conversation, status="snoozed" if until else (form.get("status") or None),
@@ -114,8 +134,52 @@ async def act(request: web.Request) -> web.StreamResponse:
         else:
             raise web.HTTPBadRequest(text="unknown action")
     except HubError as exc:
-        return await conversation_page(request, error=exc.safe, status=exc.status)
+        return await conversation_page(request, error=exc.safe, status=exc.status,
+                                       draft=form.get("text", "") if action in ("reply", "canned") else "")
     raise web.HTTPSeeOther(back)
+
+
+BULK_LIMIT = 100
+
+
+async def bulk(request: web.Request) -> web.StreamResponse:
+    """The inbox's bulk actions on the conversations ticked: a status, an
+    assignee, a label added or taken away. Each is done as the member, with
+    their role, one conversation at a time; the page says what was done."""
+    hub = request.app[HUB_KEY]
+    acting = await _acting(request)
+    form = await form_of(request)
+    ids = (await request.post()).getall("ids", [])[:BULK_LIMIT]
+    back = form.get("back") or f"/inbox/{acting.actor.username}"
+    if not back.startswith(f"/inbox/{acting.actor.username}"):
+        back = f"/inbox/{acting.actor.username}"
+    action = form.get("bulk", "")
+    if not ids:
+        return await inbox_page(request, flash="Tick one or more conversations first.", status=400)
+    changes: dict = {}
+    if action in ("open", "pending", "resolved"):
+        changes["status"] = action
+    elif action == "assign":
+        changes["assign"] = form.get("bulk_assign", "")
+    elif action in ("label", "unlabel"):
+        label = form.get("bulk_label", "").strip()
+        if not label:
+            return await inbox_page(request, flash="Write the label to add or take away.", status=400)
+        changes["add_labels" if action == "label" else "remove_labels"] = [label]
+    else:
+        return await inbox_page(request, flash="Choose what to do with the conversations ticked.", status=400)
+    done, failed = 0, []
+    for conversation_id in ids:
+        try:
+            conversation = await conversations.get_conversation(hub, conversation_id)
+            await state.update(hub, acting, conversation, **changes)
+            done += 1
+        except HubError as exc:
+            failed.append(exc.safe)
+    if failed:
+        return await inbox_page(request, flash=f"{done} changed; {len(failed)} not: {failed[0]}", status=400)
+    sep = "&" if "?" in back else "?"
+    raise web.HTTPSeeOther(f"{back}{sep}done={done}")
 
 
 async def new_page(request: web.Request) -> web.StreamResponse:
@@ -126,7 +190,7 @@ async def new_page(request: web.Request) -> web.StreamResponse:
 async def new_post(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
     acting = await _acting(request)
-    form = await form_of(request)
+    form, files = await form_with_files(request)
     values = {k: form.get(k, "") for k in ("to", "subject", "text")}
     try:
         targets = [await hub.resolve_handle(h) for h in values["to"].replace(",", " ").split()]
@@ -134,7 +198,7 @@ async def new_post(request: web.Request) -> web.StreamResponse:
             raise HubError("write who the conversation is with: a handle such as @acme@example.com, or an email address",
                            status=400)
         conversation, _message = await conversations.start(hub, acting, targets, values["text"],
-                                                           subject=values["subject"] or None)
+                                                           subject=values["subject"] or None, files=files)
     except HubError as exc:
         return render(request, "new.html", acting=acting, error=exc.safe, values=values, status=exc.status)
     raise web.HTTPSeeOther(f"/inbox/{acting.actor.username}/{conversation.id}")
@@ -208,5 +272,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/inbox/{actor}", inbox_page)
     app.router.add_get("/inbox/{actor}/new", new_page)
     app.router.add_post("/inbox/{actor}/new", new_post)
+    app.router.add_post("/inbox/{actor}/bulk", bulk)
     app.router.add_get("/inbox/{actor}/{id}", conversation_page)
     app.router.add_post("/inbox/{actor}/{id}", act)

@@ -642,11 +642,14 @@ async def build_outbound(conn: Conn, hub: Hub, bridge: sa.Row, connector: Connec
     rows = (await bridge_store.attachments_of(conn, [message.id]))[message.id]
     attachments = [OutboundAttachment(filename=a.filename, content_type=a.content_type,
                                       path=str(media.path_of(hub.cfg, a.sha256)), size=a.size,
-                                      url=media.url_of(hub.cfg, a.id, a.filename)) for a in rows]
+                                      url=media.url_of(hub.cfg, a.id, a.filename)) for a in rows if a.sha256]
+    linked = [(a.filename, a.remote_url) for a in rows if not a.sha256 and a.remote_url]  # kept by another server
     if attachments and not caps.get("attachments"):
-        links = "\n".join(f"- {a.filename}: {a.url}" for a in attachments)
-        text = f"{text}\n\nAttachments:\n{links}"
+        linked = [(a.filename, a.url) for a in attachments] + linked
         attachments = []
+    if linked:
+        links = "\n".join(f"- {name}: {url}" for name, url in linked)
+        text = f"{text}\n\nAttachments:\n{links}"
     from hub import text as textmod
 
     return Outbound(

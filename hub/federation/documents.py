@@ -280,4 +280,30 @@ def parse_note(note: Any) -> dict:
         "bcc": ids_of(note.get("bcc")),
         "audience": ids_of(note.get("audience")),
         "mentions": mentions_of(note),
+        "attachments": attachments_of(note),
     }
+
+
+def attachments_of(note: dict) -> list[dict]:
+    """A note's files (``Document``, ``Image``, ``Video``, ``Audio``), kept as
+    links to where their server keeps them: ``url`` may be a string, a Link or
+    a list of either (Misskey, Pleroma give ``url`` a list of Links)."""
+    out = []
+    for item in as_list(note.get("attachment"))[:16]:
+        if not isinstance(item, dict) or "PropertyValue" in types_of(item):
+            continue
+        url, media_type = None, _str(item.get("mediaType"), 255)
+        for candidate in as_list(item.get("url")) or [item.get("href")]:
+            if isinstance(candidate, dict):
+                media_type = media_type or _str(candidate.get("mediaType"), 255)
+                candidate = candidate.get("href")
+            if isinstance(candidate, str) and candidate.startswith(("https://", "http://")) and len(candidate) <= 2048:
+                url = candidate
+                break
+        if url is None:
+            continue
+        name = _str(item.get("name"), 1500)
+        filename = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:255] or "file"
+        out.append({"url": url, "media_type": (media_type or "application/octet-stream").lower(),
+                    "filename": filename, "description": name or None})
+    return out

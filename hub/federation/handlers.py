@@ -23,6 +23,7 @@ from hub.ids import new_id
 from hub.inbox.conversations import message_changed
 from hub.jobs import DONE, Outcome
 from hub.store import actors as actor_store
+from hub.store import bridges as bridge_store
 from hub.store import jobs as job_store
 from hub.store import messages as msg_store
 from hub.store import social
@@ -285,6 +286,9 @@ async def store_note(
             "edited_at": note["updated"],
         },
     )
+    for a in note["attachments"]:
+        await bridge_store.put_remote_attachment(conn, message_id=message_id, url=a["url"], filename=a["filename"],
+                                                 content_type=a["media_type"], description=a["description"])
     return await msg_store.get_message_by_uri(conn, note["uri"])
 
 

@@ -19,6 +19,7 @@ from hub.federation import conversations, discovery, render
 from hub.federation.documents import host_of
 from hub.jobs import DONE, Outcome
 from hub.store import actors as actor_store
+from hub.store import bridges as bridge_store
 from hub.store import conversations as conv_store
 from hub.store import jobs as job_store
 from hub.store import messages as msg_store
@@ -157,6 +158,7 @@ async def _publish_message(fed: Federation, p: dict) -> None:
     async with hub.db.read() as conn:
         message = await msg_store.get_message_by_id(conn, p["message_id"])
         author, context_uri = await _message_context(conn, message)
+        files = (await bridge_store.attachments_of(conn, [message.id]))[message.id]
     mentioned = await _actors(fed, list(message.mention_uris or []))
     to, cc = list(message.to_uris), list(message.cc_uris)
     if verb == "delete":
@@ -166,7 +168,8 @@ async def _publish_message(fed: Federation, p: dict) -> None:
         )
     else:
         note = render.note_to_json(hub, message, author_uri=author.uri, context_uri=context_uri, mentioned=mentioned,
-                                   with_context=False, context_history=await _container_of(hub, message))
+                                   with_context=False, context_history=await _container_of(hub, message),
+                                   attachments=files)
         doc = render.activity(
             "Create" if verb == "create" else "Update",
             id="", actor=author.uri, object=note, to=to, cc=cc,

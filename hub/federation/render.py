@@ -141,6 +141,18 @@ def mention_tag(hub: Hub, actor: sa.Row) -> dict:
     return {"type": "Mention", "href": actor.uri, "name": f"@{actor.username}@{domain}"}
 
 
+def attachment_to_json(hub: Hub, row: sa.Row) -> dict:
+    """A stored file as a note's attachment. Mastodon shows ``Image`` (and
+    ``Document`` with an image/video/audio ``mediaType``) inline and lists any
+    other type as a link; ``name`` is its description (alt text)."""
+    from hub import media
+
+    ctype = row.content_type.split(";")[0].strip().lower()
+    kind = "Image" if ctype.startswith("image/") else "Document"
+    url = row.remote_url if not row.sha256 and row.remote_url else media.url_of(hub.cfg, row.id, row.filename)
+    return {"type": kind, "mediaType": ctype, "url": url, "name": row.description or row.filename}
+
+
 def note_to_json(
     hub: Hub,
     message: sa.Row,
@@ -150,6 +162,7 @@ def note_to_json(
     mentioned: list[sa.Row],
     with_context: bool = True,
     context_history: str | None = None,
+    attachments: list[sa.Row] = (),
 ) -> dict:
     doc: dict[str, Any] = {}
     if with_context:
@@ -169,7 +182,7 @@ def note_to_json(
             "inReplyTo": message.in_reply_to_uri,
             "sensitive": bool(message.sensitive),
             "tag": [mention_tag(hub, a) for a in mentioned],
-            "attachment": [],
+            "attachment": [attachment_to_json(hub, a) for a in attachments],
         }
     )
     if context_uri:

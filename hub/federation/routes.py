@@ -26,6 +26,7 @@ from hub.federation import render
 from hub.federation.documents import host_of
 from hub.federation.inbox import InboxRoutes, error_response, verify_request
 from hub.store import actors as actor_store
+from hub.store import bridges as bridge_store
 from hub.store import conversations as conv_store
 from hub.store import jobs as job_store
 from hub.store import messages as msg_store
@@ -255,9 +256,10 @@ class Routes:
     async def _create_for(self, conn, author: sa.Row, message: sa.Row) -> dict:
         conv = await msg_store.get_conversation_by_id(conn, message.conversation_id) if message.conversation_id else None
         mentioned = await actor_store.get_actors_by_uris(conn, list(message.mention_uris or []))
+        files = (await bridge_store.attachments_of(conn, [message.id]))[message.id]
         note = render.note_to_json(
             self.hub, message, author_uri=author.uri, context_uri=conv.uri if conv else None,
-            mentioned=mentioned, with_context=False,
+            mentioned=mentioned, with_context=False, attachments=files,
         )
         stored = await job_store.get_local_activity_for(conn, type="Create", actor_uri=author.uri, object_uri=message.uri)
         return {
@@ -289,8 +291,10 @@ class Routes:
                 return await pages.note_page(request, message, author)
             conv = await msg_store.get_conversation_by_id(conn, message.conversation_id) if message.conversation_id else None
             mentioned = await actor_store.get_actors_by_uris(conn, list(message.mention_uris or []))
+            files = (await bridge_store.attachments_of(conn, [message.id]))[message.id]
         return ap_response(
-            render.note_to_json(self.hub, message, author_uri=author.uri, context_uri=conv.uri if conv else None, mentioned=mentioned)
+            render.note_to_json(self.hub, message, author_uri=author.uri, context_uri=conv.uri if conv else None,
+                                mentioned=mentioned, attachments=files)
         )
 
     async def replies(self, request: web.Request) -> web.StreamResponse:
@@ -333,6 +337,11 @@ class Routes:
         participants (and the servers they are on) only. A thread of posts is
         an OrderedCollection of its public posts (FEP-7888 / FEP-f228).
         """
+        signed = "Signature" in request.headers or "Signature-Input" in request.headers
+        if not signed and not pages.wants_activity_json(request):
+            from hub import web_public
+
+            return await web_public.conversation_page(request, request.match_info["id"])
         viewer = await self.requester(request)
         async with self.hub.db.read() as conn:
             conv = await msg_store.get_conversation_by_id(conn, request.match_info["id"])
@@ -359,7 +368,7 @@ class Routes:
         from hub.federation import conversations as ap_conversations
 
         hosts = {host_of(p.uri) for p in participants if not p.local}
-        allowed = viewer is not None and (
+        allowed = conv.visibility == "public" or viewer is not None and (
             any(p.id == viewer.id for p in participants) or (is_server_actor(viewer) and host_of(viewer.uri) in hosts)
         )
         if not allowed:

@@ -14,8 +14,11 @@ fires webhooks.
 
 from __future__ import annotations
 
+import asyncio
+
 import sqlalchemy as sa
 
+from hub import media
 from hub import text as textmod
 from hub.context import Hub
 from hub.errors import Forbidden, NotFound, UsageError
@@ -23,6 +26,7 @@ from hub.ids import new_id
 from hub.inbox import webhooks
 from hub.inbox.access import Acting, audit
 from hub.store import actors as actor_store
+from hub.store import bridges as bridge_store
 from hub.store import conversations as conv_store
 from hub.store import messages as msg_store
 from hub.store.base import Conn, utcnow
@@ -84,8 +88,10 @@ def signed_text(text: str, acting: Acting, display_name: str | None = None) -> s
     return f"{text}\n\n{signature}"
 
 
-def _check_text(text: str) -> str:
+def _check_text(text: str, files: list | tuple = ()) -> str:
     text = (text or "").strip()
+    if not text and files:
+        text = "📎 " + ", ".join(f.filename for f in files)  # what networks without files show
     if not text:
         raise UsageError("a message needs some text")
     if len(text) > MAX_TEXT:
@@ -151,6 +157,7 @@ async def _post(
     in_reply_to: sa.Row | None,
     participants: list[sa.Row],
     bridged: dict | None = None,
+    files: list[tuple[media.NewFile, str]] = (),
 ) -> sa.Row:
     """Store a message of a local actor in a conversation and queue its publication.
 
@@ -192,6 +199,9 @@ async def _post(
             "published_at": min(bridged.get("published_at") or now, now), "account_id": acting.account_id,
         },
     )
+    for f, digest in files:  # stored before the message is placed: the bridges' sends carry them
+        await bridge_store.put_attachment(conn, message_id=message_id, filename=f.filename,
+                                          content_type=f.content_type, size=len(f.data), sha256=digest)
     message = await msg_store.get_message_by_id(conn, message_id)
     await place_message(conn, hub, conversation, message)
     await queue_publish(conn, "create", message_id=message_id, activity_id=new_id())
@@ -199,10 +209,26 @@ async def _post(
         await audit(conn, acting, "message.create", conversation_id=conversation.id, message=uri)
     return message
 
-async def start(hub: Hub, acting: Acting, targets: list[sa.Row], text: str, *, subject: str | None = None) -> tuple[sa.Row, sa.Row]:
+async def store_files(hub: Hub, files: list[media.NewFile]) -> list[tuple[media.NewFile, str]]:
+    """Check the files someone attaches and keep them on disk (by SHA-256);
+    the rows that name them are written with the message."""
+    if len(files) > media.MAX_FILES:
+        raise UsageError(f"a message can carry at most {media.MAX_FILES} files")
+    for f in files:
+        if len(f.data) > hub.cfg.max_attachment_bytes:
+            raise UsageError(f"{f.filename} is too large: at most {hub.cfg.max_attachment_bytes // (1024 * 1024)} MB a file",
+                             status=413)
+        if not f.data:
+            raise UsageError(f"{f.filename} is empty")
+    return [(f, await asyncio.to_thread(media.store, hub.cfg, f.data)) for f in files]
+
+
+async def start(hub: Hub, acting: Acting, targets: list[sa.Row], text: str, *, subject: str | None = None,
+                files: list[media.NewFile] = ()) -> tuple[sa.Row, sa.Row]:
     """Start a conversation with ``targets``; returns ``(conversation, first message)``."""
     acting.require("agent")
-    text = _check_text(text)
+    text = _check_text(text, files)
+    stored = await store_files(hub, list(files))
     targets = [t for t in dict((t.id, t) for t in targets).values() if t.id != acting.actor.id]
     if not targets:
         raise UsageError("a conversation needs someone to talk to")
@@ -231,17 +257,20 @@ async def start(hub: Hub, acting: Acting, targets: list[sa.Row], text: str, *, s
                 await _add_channel(conn, conv_id, t, origin=t.id == owner.id)
         conversation = await msg_store.get_conversation_by_id(conn, conv_id)
         participants = await conv_store.list_participants(conn, conv_id)
-        message = await _post(conn, hub, acting, conversation, text, in_reply_to=None, participants=participants)
+        message = await _post(conn, hub, acting, conversation, text, in_reply_to=None, participants=participants,
+                              files=stored)
         await audit(conn, acting, "conversation.start", conversation_id=conv_id, targets=[t.uri for t in targets])
         conversation = await msg_store.get_conversation_by_id(conn, conv_id)
     hub.wake()
     return conversation, message
 
 
-async def reply(hub: Hub, acting: Acting, conversation: sa.Row, text: str, *, in_reply_to_uri: str | None = None) -> sa.Row:
+async def reply(hub: Hub, acting: Acting, conversation: sa.Row, text: str, *, in_reply_to_uri: str | None = None,
+                files: list[media.NewFile] = ()) -> sa.Row:
     """Write in a conversation, as ``acting.actor`` (signed by the member for an organization)."""
     acting.require("agent")
-    text = _check_text(text)
+    text = _check_text(text, files)
+    stored = await store_files(hub, list(files))
     async with hub.db.write() as conn:
         await require_participant(conn, acting, conversation)
         conversation = await msg_store.get_conversation_by_id(conn, conversation.id)
@@ -255,7 +284,8 @@ async def reply(hub: Hub, acting: Acting, conversation: sa.Row, text: str, *, in
         else:
             existing = await conv_store.list_messages(conn, conversation.id)
             parent = await msg_store.get_message_by_id(conn, existing[-1].id) if existing else None
-        message = await _post(conn, hub, acting, conversation, text, in_reply_to=parent, participants=participants)
+        message = await _post(conn, hub, acting, conversation, text, in_reply_to=parent, participants=participants,
+                              files=stored)
     hub.wake()
     return message
 
@@ -326,6 +356,18 @@ async def remove_message(hub: Hub, acting: Acting, conversation: sa.Row, message
             await queue_publish(conn, "remove", message_id=message.id, conversation_id=conversation.id, activity_id=new_id())
             await audit(conn, acting, "message.remove", conversation_id=conversation.id, message=message_uri)
     hub.wake()
+
+
+async def set_public(hub: Hub, acting: Acting, conversation: sa.Row, *, public: bool) -> None:
+    """The owner makes the conversation readable by anyone (a page without an
+    account, its container to any server), or private again. Private notes
+    stay private either way; for an organization it takes an admin."""
+    acting.require("admin" if acting.actor.type == "Organization" else "agent")
+    _require_owner(acting, conversation)
+    async with hub.db.write() as conn:
+        await conv_store.update_conversation(conn, conversation.id, {"visibility": "public" if public else "direct"})
+        await audit(conn, acting, "conversation.public" if public else "conversation.private",
+                    conversation_id=conversation.id)
 
 
 async def close(hub: Hub, acting: Acting, conversation: sa.Row, *, closed: bool = True) -> None:

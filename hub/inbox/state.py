@@ -90,6 +90,7 @@ async def conversation_objects(conn: Conn, rows: list[sa.Row], acting: Acting) -
                              "published": iso(msg.published_at)} if msg else None,
             "closed": r.closed_at is not None,
             "hosted_here": bool(r.hosted),
+            "public": r.visibility == "public",
         })
     return out
 
@@ -253,7 +254,9 @@ async def show(hub: Hub, acting: Acting, conversation: sa.Row, *, mark_read: boo
                 "in_reply_to": m.in_reply_to_uri,
                 "flags": list(m.flags or []),
                 "attachments": [{"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
-                                 "url": media.url_of(hub.cfg, a.id, a.filename)} for a in files.get(m.id, [])],
+                                 "description": a.description, "remote": not a.sha256,
+                                 "url": media.url_of(hub.cfg, a.id, a.filename) if a.sha256 else a.remote_url}
+                                for a in files.get(m.id, [])],
                 "delivery": await _deliveries(conn, hub, conversation, m, participants) if m.actor_id == acting.actor.id else None,
             })
         notes = [{"id": n.id, "author": n.author, "text": n.text, "created": iso(n.created_at)}

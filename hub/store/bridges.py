@@ -370,6 +370,19 @@ async def put_attachment(conn: Conn, *, message_id: str, filename: str, content_
     return attachment_id
 
 
+async def put_remote_attachment(conn: Conn, *, message_id: str, url: str, filename: str, content_type: str,
+                                description: str | None) -> str:
+    attachment_id = new_id()
+    await conn.execute(
+        sa.insert(attachments).values(
+            id=attachment_id, message_id=message_id, filename=clean_text(filename, 255) or "attachment",
+            content_type=content_type[:255], size=None, sha256=None, remote_url=url[:2048],
+            description=clean_text(description, 1500) if description else None, created_at=utcnow(),
+        )
+    )
+    return attachment_id
+
+
 async def attachments_of(conn: Conn, message_ids: list[str]) -> dict[str, list[sa.Row]]:
     out: dict[str, list[sa.Row]] = {m: [] for m in message_ids}
     if message_ids:

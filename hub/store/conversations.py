@@ -435,3 +435,16 @@ async def replace_participant(conn: Conn, conversation_id: str, old_actor_id: st
             conversation_participants.c.conversation_id == conversation_id,
             conversation_participants.c.actor_id == new_actor_id,
         ).values(role="owner"))
+
+
+async def list_public_conversations(conn: Conn, *, limit: int = 20) -> list[sa.Row]:
+    """Conversations their owner here made public, most recent activity first."""
+    stmt = (
+        sa.select(conversations, actors.c.username.label("owner_username"), actors.c.name.label("owner_name"))
+        .join(actors, actors.c.id == conversations.c.owner_id)
+        .where(conversations.c.visibility == "public", conversations.c.local.is_(True),
+               conversations.c.last_message_at.is_not(None))
+        .order_by(conversations.c.last_message_at.desc())
+        .limit(limit)
+    )
+    return list((await conn.execute(stmt)).all())

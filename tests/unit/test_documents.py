@@ -143,3 +143,28 @@ def test_origin_helpers():
     assert not docs.same_origin("https://a.example/x", "https://b.example/x")
     assert not docs.same_origin("https://a.example/x", "http://a.example/x")
     assert docs.id_of([{"id": "u"}]) == "u" and docs.id_of({"href": "h"}) == "h" and docs.id_of(3) is None
+
+
+def test_note_attachments_in_each_servers_shape_are_kept_as_links():
+    note = {
+        "id": f"{BASE}/notes/1", "type": "Note", "attributedTo": f"{BASE}/users/zoe", "content": "<p>see</p>",
+        "attachment": [
+            # Mastodon: a Document with a string url, the description as name, a blurhash
+            {"type": "Document", "mediaType": "image/png", "url": f"{BASE}/media/a.png", "name": "A kettle, cold",
+             "blurhash": "UBL_:rOpGG-oBUNG,qRj2so|=eE1w^n4S5NH", "width": 640, "height": 480},
+            # Pleroma: url as a list of Links, the media type on the Link
+            {"type": "Document", "name": "", "url": [{"type": "Link", "mediaType": "application/pdf",
+                                                       "href": f"{BASE}/media/receipt.pdf?x=1"}]},
+            # Misskey: name null
+            {"type": "Document", "mediaType": "video/mp4", "url": f"{BASE}/files/clip.mp4", "name": None,
+             "sensitive": False},
+            {"type": "PropertyValue", "name": "not a file", "value": "x"},  # a profile field, misplaced
+            {"type": "Document", "url": "javascript:alert(1)"},  # never a link we would render
+            "https://not-an-object.example/x",
+        ],
+    }
+    files = docs.parse_note(note)["attachments"]
+    assert [(f["filename"], f["media_type"]) for f in files] == [
+        ("a.png", "image/png"), ("receipt.pdf", "application/pdf"), ("clip.mp4", "video/mp4")]
+    assert files[0]["description"] == "A kettle, cold" and files[1]["url"].endswith("receipt.pdf?x=1")
+    assert files[2]["description"] is None
