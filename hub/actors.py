@@ -190,6 +190,10 @@ async def update_profile(hub: Hub, actor: sa.Row, **changes) -> sa.Row:
         await actor_store.update_actor(conn, actor.id, changes)
         row = await actor_store.get_actor_by_id(conn, actor.id)
         await outbox.queue_publish(conn, hub, "update_actor", actor_id=actor.id, activity_id=new_id())
+        if "fields" in changes:
+            from hub import links
+
+            await links.queue(conn, actor.id)  # rel="me" links: verified again
     hub.wake()
     return row
 

@@ -33,6 +33,9 @@ async def open_hub(cfg: Config, *, federation: bool = True, run_migrations: bool
     from hub.inbox import webhooks
 
     webhooks.register(hub)
+    from hub import links
+
+    links.register(hub)
     try:
         if run_migrations:
             await migrate(hub.db.engine)

@@ -28,7 +28,41 @@ async def _page(request: web.Request, acting: access.Acting, *, error=None, done
         audit = await org_store.list_audit(conn, acting.actor.id, limit=50) if admin else []
     return render(request, "settings.html", acting=acting, members=members, canned=canned, hooks=hooks,
                   bridges=bridges, audit=audit, admin=admin, error=error, done=done, secret=secret,
+                  profile=profile_form(acting.actor),
                   signature=(acting.actor.settings or {}).get("agent_signature", ""), status=status)
+
+
+PROFILE_ROWS = 4
+
+
+def profile_changes(form: dict) -> dict:
+    """The profile form as ``update_profile`` takes it: plain text in, the
+    same HTML the CLI writes (links made clickable) out."""
+    from hub.text import plain_to_html
+
+    def html(value: str) -> str:
+        return plain_to_html(value).removeprefix("<p>").removesuffix("</p>")
+
+    fields = []
+    for i in range(PROFILE_ROWS):
+        name, value = form.get(f"field_name_{i}", "").strip(), form.get(f"field_value_{i}", "").strip()
+        if name and value:
+            fields.append({"name": name[:255], "value": html(value[:2048])})
+        elif name or value:
+            raise HubError("each profile field needs a name and a value", status=400)
+    summary = form.get("summary", "").strip()
+    return {"name": form.get("name", "").strip()[:255] or None, "summary": plain_to_html(summary) if summary else None,
+            "discoverable": form.get("discoverable") == "on", "fields": fields}
+
+
+def profile_form(actor) -> dict:
+    from hub.text import html_to_text
+
+    rows = [{"name": f.get("name", ""), "value": html_to_text(f.get("value", "")), "verified_at": f.get("verified_at")}
+            for f in (actor.fields or [])]
+    rows += [{"name": "", "value": "", "verified_at": None}] * (PROFILE_ROWS - len(rows))
+    return {"name": actor.name or "", "summary": html_to_text(actor.summary or ""), "discoverable": bool(actor.discoverable),
+            "fields": rows[:PROFILE_ROWS]}
 
 
 async def settings_page(request: web.Request) -> web.StreamResponse:
@@ -48,6 +82,10 @@ async def settings_post(request: web.Request) -> web.StreamResponse:
         elif action == "remove_member":
             await access.remove_member(hub, acting, form.get("username", ""))
             done = f"{form.get('username')} is no longer a member"
+        elif action == "profile":
+            acting.require("admin")
+            await actors.update_profile(hub, acting.actor, **profile_changes(form))
+            done = "The profile is saved; links in it are being checked for rel=\"me\""
         elif action == "signature":
             acting.require("admin")
             await actors.update_settings(hub, acting.actor, dict(acting.actor.settings or {},
