@@ -98,15 +98,66 @@ async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads
         await staff.get_by_label("Private note").fill(marker)
         await staff.get_by_role("button", name="Add note").click()
         await staff.get_by_label(f"Reply as @{acme}").fill("A new kettle is on its way.")
+        await staff.get_by_label("Attach files").set_input_files(
+            [{"name": "label.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 shipping label"}])
         await staff.get_by_role("button", name="Send reply").click()
         await staff.wait_for_load_state()
         assert marker in await staff.locator(".notes").inner_text()
+        assert "label.pdf" in await staff.locator(".thread").inner_text()
 
-        # the customer's page, open all along, shows the answer by itself (server-sent events)
+        # the customer's page, open all along, shows the answer by itself (server-sent events),
+        # with the file the agent attached: a link to where the organization's server keeps it
         assert page.url == customer_url
         await page.locator(".thread").get_by_text("A new kettle is on its way.").wait_for(timeout=30_000)
         text = await page.content()
         assert "A new kettle is on its way." in text and marker not in text
+        file_link = page.locator(".thread .attachments a", has_text="label.pdf")
+        href = await file_link.get_attribute("href")
+        assert href.startswith(b.base_url + "/media/")
+        got = await page.request.get(href)
+        assert got.status == 200 and await got.body() == b"%PDF-1.4 shipping label"
+
+        # the inbox by keyboard: j moves to a conversation, x ticks it, a bulk action resolves it
+        await staff.goto(f"{b.base_url}/inbox/{acme}")
+        await staff.keyboard.press("j")
+        assert await staff.evaluate("document.activeElement.classList.contains('subject')")
+        assert await staff.locator("#conversation-list > li.current").count() == 1
+        await staff.keyboard.press("x")
+        assert await staff.locator("#conversation-list > li.current input.pick").is_checked()
+        await staff.get_by_label("Do", exact=True).select_option("resolved")
+        await staff.get_by_role("button", name="Apply").click()
+        await staff.get_by_text("1 conversation changed.").wait_for()
+        assert "resolved" in await staff.locator("#conversation-list .status").first.inner_text()
+        await staff.keyboard.press("j")
+        await staff.keyboard.press("Enter")
+        await staff.wait_for_url(f"**/inbox/{acme}/*")
+        await staff.keyboard.press("r")
+        assert await staff.evaluate("document.activeElement.id") == "reply-text"
+        await staff.keyboard.type("typing r, n and u here acts on nothing")
+        assert await staff.evaluate("document.activeElement.id") == "reply-text"
+        await staff.locator("body").click(position={"x": 5, "y": 5})
+        await staff.keyboard.press("?")
+        assert await staff.locator("#shortcuts").get_attribute("open") is not None
+
+        # the customer, who owns the conversation, makes it public: anyone reads it, never the note
+        await page.goto(customer_url)
+        await page.get_by_role("button", name="Make it public").click()
+        await page.get_by_role("link", name="its public page").first.click()
+        public_url = page.url
+        assert re.search(r"/c/[0-9a-z]{26}$", public_url)
+        reader = await browser.new_context(bypass_csp=True)
+        outsider = await reader.new_page()
+        await outsider.goto(public_url)
+        public_text = await outsider.locator("main").inner_text()
+        assert "My kettle does not heat." in public_text and "A new kettle is on its way." in public_text
+        assert marker not in await outsider.content()
+        await outsider.goto(a.base_url + "/")
+        assert "Broken kettle" in await outsider.locator("main").inner_text()  # listed on the landing page
+        for url in (public_url, a.base_url + "/"):
+            await outsider.goto(url)
+            violations = await axe_violations(outsider)
+            assert violations == [], f"{url}: {violations}"
+        await reader.close()
 
         # every main page passes an automated accessibility check
         for p, url in ((page, a.base_url + "/"), (page, a.base_url + "/home"), (page, customer_url),
@@ -121,13 +172,15 @@ async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads
             violations = await axe_violations(anon)
             assert violations == [], f"{url}: {violations}"
         await anon.close()
-        # a phone's width: nothing wider than the screen
-        await page.set_viewport_size({"width": 360, "height": 740})
-        await page.goto(customer_url)
-        wide = await page.evaluate("""() => [...document.querySelectorAll('body *')]
-            .filter(e => e.getBoundingClientRect().right > 360.5)
-            .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)""")
-        assert await page.evaluate("document.documentElement.scrollWidth") <= 360, wide
+        # a phone's width: nothing wider than the screen, on the pages people use on the move
+        for p, url in ((page, customer_url), (page, a.base_url + "/"), (staff, f"{b.base_url}/inbox/{acme}"),
+                       (staff, f"{b.base_url}/settings/actor/{acme}")):
+            await p.set_viewport_size({"width": 360, "height": 740})
+            await p.goto(url)
+            wide = await p.evaluate("""() => [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > 360.5)
+                .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)""")
+            assert await p.evaluate("document.documentElement.scrollWidth") <= 360, (url, wide)
     finally:
         await customer.close()
         await agent.close()
