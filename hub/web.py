@@ -47,6 +47,7 @@ def make_jinja() -> jinja2.Environment:
     env.filters["rel_me"] = rel_me
     env.filters["when"] = when
     env.filters["filesize"] = filesize
+    env.filters["short_actor"] = short_actor
     versions = static_versions(web_dir() / "static")
     env.globals["static"] = lambda name: f"/static/{name}?v={versions[name]}" if name in versions else f"/static/{name}"
     return env
@@ -58,6 +59,15 @@ def static_versions(directory: Path) -> dict[str, str]:
     import hashlib
 
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in directory.iterdir() if p.is_file()}
+
+
+def short_actor(uri: str) -> str:
+    """An actor's URI as a short name people recognise: ``acme@shop.example``."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(uri or ""))
+    name = parts.path.rstrip("/").rsplit("/", 1)[-1].lstrip("@")
+    return f"{name}@{parts.hostname}" if name and parts.hostname else str(uri or "")
 
 
 def filesize(n) -> str:
