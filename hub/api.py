@@ -16,6 +16,7 @@ import logging
 
 from aiohttp import web
 
+from hub import notify
 from hub.context import Hub
 from hub.errors import HubError, Unauthorized, UsageError
 from hub.inbox import access, conversations, state, webhooks
@@ -229,6 +230,16 @@ async def close_conversation(request, hub, _account, acting):
     return web.Response(status=204)
 
 
+async def publish_conversation(request, hub, _account, acting):
+    conversation = await _conversation_for(hub, acting, request.match_info["conversation"])
+    data = await _body(request)
+    public = data.get("public", True)
+    if not isinstance(public, bool):
+        raise UsageError("'public' must be true or false")
+    await conversations.set_public(hub, acting, conversation, public=public)
+    return web.Response(status=204)
+
+
 async def list_members(request, hub, _account, acting):
     return web.json_response({"items": await access.list_members(hub, acting)})
 
@@ -339,6 +350,21 @@ async def confirm_identity(request, hub, _account, acting):
     return web.json_response(out)
 
 
+async def get_notifications(request, hub, account, acting):
+    return web.json_response(await notify.choices_of(hub, account, acting.actor.id))
+
+
+async def set_notifications(request, hub, account, acting):
+    data = await _body(request)
+    unknown = sorted(set(data) - set(notify.CHOICES))
+    if unknown:
+        raise UsageError(f"unknown keys {', '.join(unknown)}: use {', '.join(notify.CHOICES)}")
+    if not all(isinstance(v, bool) for v in data.values()):
+        raise UsageError("each choice must be true or false")
+    await notify.set_choices(hub, account.id, acting.actor.id, data)
+    return web.json_response(await notify.choices_of(hub, account, acting.actor.id))
+
+
 async def openapi(request: web.Request) -> web.Response:
     from hub.openapi import document
 
@@ -361,6 +387,7 @@ ROUTES = [
     ("POST", "/actors/{actor}/conversations/{conversation}/notes", post_note),
     ("POST", "/actors/{actor}/conversations/{conversation}/participants", add_participant),
     ("POST", "/actors/{actor}/conversations/{conversation}/close", close_conversation),
+    ("POST", "/actors/{actor}/conversations/{conversation}/publish", publish_conversation),
     ("GET", "/actors/{actor}/members", list_members),
     ("POST", "/actors/{actor}/members", add_member),
     ("DELETE", "/actors/{actor}/members/{username}", remove_member),
@@ -378,6 +405,8 @@ ROUTES = [
     ("GET", "/actors/{actor}/identities", list_identities),
     ("POST", "/actors/{actor}/identities", claim_identity),
     ("POST", "/actors/{actor}/identities/confirm", confirm_identity),
+    ("GET", "/actors/{actor}/notifications", get_notifications),
+    ("PATCH", "/actors/{actor}/notifications", set_notifications),
 ]
 
 

@@ -210,6 +210,11 @@ def add_inbox_commands(sub, common) -> None:
     c.add_argument("conversation", metavar="CONVERSATION")
     c.add_argument("--reopen", action="store_true")
     member_opt(c)
+    c = g.add_parser("publish", help="the owner makes the conversation readable by anyone, at its URI", parents=[common])
+    c.add_argument("as_username", metavar="AS_USERNAME")
+    c.add_argument("conversation", metavar="CONVERSATION")
+    c.add_argument("--private", action="store_true", help="make it private again")
+    member_opt(c)
 
     for name, help in (("allow", "the owner lets the conversation be mirrored to a bridged network"),
                        ("deny", "the owner stops mirroring the conversation to a bridged network")):

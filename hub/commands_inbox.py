@@ -136,6 +136,9 @@ async def cmd_conversation(hub: Hub, args) -> int:
     elif args.conversation_command == "remove":
         await conversations.remove_message(hub, acting, conversation, args.message)
         print(f"removed {args.message} from {conversation.uri}")
+    elif args.conversation_command == "publish":
+        await conversations.set_public(hub, acting, conversation, public=not args.private)
+        print(f"{'private' if args.private else 'public'}: {conversation.uri}")
     else:  # close
         await conversations.close(hub, acting, conversation, closed=not args.reopen)
         print(f"{'reopened' if args.reopen else 'closed'} {conversation.uri}")

@@ -18,6 +18,18 @@ def _ref(name: str) -> dict:
 
 SCHEMAS = {
     "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "Notifications": {
+        "type": "object",
+        "description": "Which events the login is mailed about for this actor (through the hub's relay).",
+        "required": ["conversations", "messages", "assignments", "mail", "email"],
+        "properties": {
+            "conversations": {"type": "boolean", "description": "a new conversation started by someone else"},
+            "messages": {"type": "boolean", "description": "a new message from someone else in its conversations"},
+            "assignments": {"type": "boolean", "description": "a conversation assigned to the login by another member"},
+            "mail": {"type": "boolean", "description": "the hub can send mail at all (a relay is configured)"},
+            "email": {"type": "boolean", "description": "the login has an email address"},
+        },
+    },
     "Conversation": {
         "type": "object",
         "description": "One actor's view of a conversation: shared facts and its own private state.",
@@ -44,6 +56,7 @@ SCHEMAS = {
                                "published": TIME},
             },
             "closed": {"type": "boolean"},
+            "public": {"type": "boolean", "description": "readable by anyone at its URI"},
             "hosted_here": {"type": "boolean", "description": "this hub keeps the conversation's container"},
         },
     },
@@ -192,6 +205,11 @@ def document(base_url: str) -> dict:
             "post": _op("The owner closes (or reopens) the conversation", {"204": {"description": "done"}},
                         params=[ACTOR, CONV], body=_body({"closed": {"type": "boolean"}})),
         },
+        conv_path + "/publish": {
+            "post": _op("The owner makes the conversation public (readable by anyone at its URI, private notes never) "
+                        "or, with public=false, private again", {"204": {"description": "done"}},
+                        params=[ACTOR, CONV], body=_body({"public": {"type": "boolean"}})),
+        },
         "/actors/{actor}/members": {
             "get": _op("Members and roles", {"200": _json(_items(_ref("Member")))}, params=[ACTOR]),
             "post": _op("Add a member (admin)", {"201": _json(_ref("Member"))}, params=[ACTOR],
@@ -258,6 +276,13 @@ def document(base_url: str) -> dict:
                         {"200": _json({"type": "object"})}, params=[ACTOR],
                         body=_body({"network": {"type": "string"}, "remote_id": {"type": "string"},
                                     "code": {"type": "string"}}, ["network", "remote_id", "code"])),
+        },
+        "/actors/{actor}/notifications": {
+            "get": _op("The login's choices of notification mails for this actor",
+                       {"200": _json(_ref("Notifications"))}, params=[ACTOR]),
+            "patch": _op("Change some of the login's choices (the keys given; the others stay)",
+                         {"200": _json(_ref("Notifications"))}, params=[ACTOR],
+                         body=_body({c: {"type": "boolean"} for c in ("conversations", "messages", "assignments")})),
         },
         # The bridge API: a bridge's own token (`roundtable bridge add`), not a login's.
         "/bridge/items": {

@@ -132,3 +132,19 @@ def test_invite_prints_a_code_that_is_stored_only_hashed(config):
     finally:
         db.close()
     assert rows == [(hashlib.sha256(code.encode()).hexdigest(), rows[0][1])] and rows[0][1] is not None
+
+
+def test_conversation_publish_is_the_owners_and_can_be_taken_back(config):
+    domain = config.read_text().split('"')[1]
+    run(config, "actor", "add", "acme", "--kind", "organization")
+    run(config, "actor", "add", "carol", "--kind", "person")
+    rc, out, _ = run(config, "conversation", "start", "carol", "@acme@" + domain, "Where is the manual?", "--json")
+    conv = json.loads(out)["conversation"]
+    rc, _out, err = run(config, "conversation", "publish", "acme", conv)
+    assert rc != 0 and "owner" in err
+    rc, out, _ = run(config, "conversation", "publish", "carol", conv)
+    assert rc == 0 and out.startswith("public: ")
+    assert db(config).execute("SELECT visibility FROM conversations").fetchone() == ("public",)
+    rc, out, _ = run(config, "conversation", "publish", "carol", conv, "--private")
+    assert rc == 0 and out.startswith("private: ")
+    assert db(config).execute("SELECT visibility FROM conversations").fetchone() == ("direct",)

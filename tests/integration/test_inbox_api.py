@@ -272,3 +272,24 @@ async def test_webhooks_are_signed_and_retried(world):
         assert "notes" not in json.dumps([b for _h, b, _r in received])
     finally:
         await runner.cleanup()
+
+
+async def test_only_the_owner_publishes_a_conversation(world, session):
+    hub, names, apis = world
+    conv = await start(apis["carol"], "carol", ["@acme@" + hub.cfg.domain], "Is the manual online?")
+    path = f"/actors/{{}}/conversations/{conv['id']}/publish"
+    status, err = await apis["dana"].call("POST", path.format("acme"), {"public": True})
+    assert status == 403 and "admin role" in err["error"]  # an organization publishes through an admin
+    status, err = await apis["ada"].call("POST", path.format("acme"), {"public": True})
+    assert status == 403 and "owner" in err["error"]  # and only what it owns
+    assert (await apis["carol"].call("POST", path.format("carol"), {"public": "yes"}))[0] == 400
+    async with session.get(conv["uri"], headers={"Accept": "text/html"}) as r:
+        assert r.status == 404
+    assert (await apis["carol"].call("POST", path.format("carol"), {"public": True}))[0] == 204
+    status, item = await apis["carol"].call("GET", f"/actors/carol/conversations/{conv['id']}")
+    assert status == 200 and item["conversation"]["public"] is True
+    async with session.get(conv["uri"], headers={"Accept": "text/html"}) as r:
+        assert r.status == 200 and "Is the manual online?" in await r.text()
+    assert (await apis["carol"].call("POST", path.format("carol"), {"public": False}))[0] == 204
+    async with session.get(conv["uri"], headers={"Accept": "text/html"}) as r:
+        assert r.status == 404
