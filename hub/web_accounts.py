@@ -12,7 +12,7 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from hub import sessions
 from hub.errors import HubError
@@ -112,12 +112,17 @@ async def form_with_files(request: web.Request) -> tuple[dict[str, str], list]:
     total = 0
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            raise web.HTTPBadRequest(text="a form cannot nest multipart bodies")
         if part.filename is None:
-            value = await part.read(decode=True)
+            value = bytearray()
+            while chunk := await part.read_chunk(16 * 1024):
+                value += chunk
+                if len(value) > 64 * 1024:
+                    raise web.HTTPRequestEntityTooLarge(text=f"the field {part.name} is too long",
+                                                        max_size=64 * 1024, actual_size=len(value))
             total += len(value)
-            if total > limit or len(value) > 64 * 1024:
-                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=total)
-            form.setdefault(part.name or "", value.decode(part.get_charset("utf-8"), "replace"))
+            form.setdefault(part.name or "", bytes(value).decode(part.get_charset("utf-8"), "replace"))
             continue
         data = bytearray()
         while chunk := await part.read_chunk(64 * 1024):
