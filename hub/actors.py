@@ -127,8 +127,12 @@ async def create_local_actor(
         await actor_store.put_account(
             conn, {"id": account_id, "username": username, "email": email, "password_hash": password_hash}
         )
+        # A customer wants to hear when someone answers: their own login is
+        # mailed new messages unless they choose otherwise (an organization's
+        # members choose for themselves; /settings/notifications).
         await actor_store.put_membership(
-            conn, {"id": new_id(), "account_id": account_id, "actor_id": actor_id, "role": "owner"}
+            conn, {"id": new_id(), "account_id": account_id, "actor_id": actor_id, "role": "owner",
+                   "notify_messages": type_ == "Person"}
         )
         return await actor_store.get_actor_by_id(conn, actor_id)
 

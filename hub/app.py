@@ -30,9 +30,11 @@ def setup_logging(cfg: Config) -> None:
 async def open_hub(cfg: Config, *, federation: bool = True, run_migrations: bool = True) -> Hub:
     """A ready Hub: migrated database and, unless told otherwise, the ActivityPub adapter."""
     hub = Hub.create(cfg)
+    from hub import notify
     from hub.inbox import webhooks
 
     webhooks.register(hub)
+    notify.register(hub)
     from hub import links
 
     links.register(hub)

@@ -8,8 +8,8 @@ it to every participant. This module keeps our own state and queues
 
 ``place_message`` is the one door every message, local or arriving from a
 network, goes through to enter a conversation: it updates each local
-participant's inbox state (reopening resolved or snoozed conversations) and
-fires webhooks.
+participant's inbox state (reopening resolved or snoozed conversations),
+fires webhooks and queues the members' notification mails (``hub.notify``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncio
 
 import sqlalchemy as sa
 
-from hub import media
+from hub import media, notify
 from hub import text as textmod
 from hub.context import Hub
 from hub.errors import Forbidden, NotFound, UsageError
@@ -111,6 +111,7 @@ async def place_message(conn: Conn, hub: Hub, conversation: sa.Row, message: sa.
         if not participant.local or participant.type == "Application" or participant.bridge_network:
             continue  # bridged actors keep no inbox: their people read on their own network
         state = await conv_store.get_state(conn, conversation.id, participant.id)
+        new = state is None
         if state is None:
             state = await conv_store.ensure_state(conn, conversation.id, participant.id, at=at)
             await webhooks.emit(conn, participant.id, "conversation.created", conversation_data(conversation, state))
@@ -131,6 +132,7 @@ async def place_message(conn: Conn, hub: Hub, conversation: sa.Row, message: sa.
             "conversation": conversation.uri, "message": message.uri, "author_id": message.actor_id,
             "text": message.content_text, "published": message.published_at.isoformat(), "network": message.network,
         })
+        await notify.message_placed(conn, hub, conversation, message, participant, state, new=new)
     await hub.message_event(conn, "create", conversation, message)
 
 

@@ -24,7 +24,7 @@ import json
 
 import sqlalchemy as sa
 
-from hub import media
+from hub import media, notify
 from hub.context import Hub
 from hub.errors import NotFound, UsageError
 from hub.inbox import webhooks
@@ -316,6 +316,9 @@ async def update(
             changes["priority"] = int(priority)
         if changes:
             await conv_store.update_state(conn, row.id, changes)
+        if changes.get("assignee_id") and changes["assignee_id"] != row.assignee_id:
+            await notify.assigned(conn, hub, actor_id=acting.actor.id, conversation_id=conversation.id,
+                                  account_id=changes["assignee_id"], by_account_id=acting.account_id)
         if labels_in:
             await conv_store.add_labels(conn, row.id, labels_in)
         if labels_out:
