@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from hub import crypto, media
 from hub.bridges.base import Connector, Envelope, Outbound, OutboundAttachment, Rejected, SendError, State
 from hub.errors import Forbidden, HubError, UsageError
-from hub.ids import new_id
+from hub.ids import new_id, new_ids
 from hub.inbox.access import Acting
 from hub.inbox.conversations import _post
 from hub.jobs import DONE, Outcome
@@ -407,8 +407,8 @@ async def ingest(hub: Hub, network: str, env: Envelope, *, threading: bool = Tru
                                               message_id=message.id, direction="in", identity_id=identity.id,
                                               txn_id=new_id(), hops=env.hops):
             raise _AlreadyPlaced  # the same item, placed meanwhile by another worker: undo this one
-        for a, digest in stored:
-            await bridge_store.put_attachment(conn, message_id=message.id, filename=a.filename,
+        for (a, digest), file_id in zip(stored, new_ids(len(stored))):
+            await bridge_store.put_attachment(conn, message_id=message.id, filename=a.filename, attachment_id=file_id,
                                               content_type=a.content_type, size=len(a.data), sha256=digest)
     return "placed", flags, None, message.id
 

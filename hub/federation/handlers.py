@@ -19,7 +19,7 @@ from hub import addressing
 from hub.errors import BadRequest, HubError
 from hub.federation import discovery
 from hub.federation import documents as docs
-from hub.ids import new_id
+from hub.ids import new_id, new_ids
 from hub.inbox.conversations import message_changed
 from hub.jobs import DONE, Outcome
 from hub.store import actors as actor_store
@@ -286,9 +286,10 @@ async def store_note(
             "edited_at": note["updated"],
         },
     )
-    for a in note["attachments"]:
+    for a, file_id in zip(note["attachments"], new_ids(len(note["attachments"]))):
         await bridge_store.put_remote_attachment(conn, message_id=message_id, url=a["url"], filename=a["filename"],
-                                                 content_type=a["media_type"], description=a["description"])
+                                                 content_type=a["media_type"], description=a["description"],
+                                                 attachment_id=file_id)
     return await msg_store.get_message_by_uri(conn, note["uri"])
 
 

@@ -22,7 +22,7 @@ from hub import media, notify
 from hub import text as textmod
 from hub.context import Hub
 from hub.errors import Forbidden, NotFound, UsageError
-from hub.ids import new_id
+from hub.ids import new_id, new_ids
 from hub.inbox import webhooks
 from hub.inbox.access import Acting, audit
 from hub.store import actors as actor_store
@@ -201,8 +201,8 @@ async def _post(
             "published_at": min(bridged.get("published_at") or now, now), "account_id": acting.account_id,
         },
     )
-    for f, digest in files:  # stored before the message is placed: the bridges' sends carry them
-        await bridge_store.put_attachment(conn, message_id=message_id, filename=f.filename,
+    for (f, digest), file_id in zip(files, new_ids(len(files))):  # before the message is placed: sends carry them
+        await bridge_store.put_attachment(conn, message_id=message_id, filename=f.filename, attachment_id=file_id,
                                           content_type=f.content_type, size=len(f.data), sha256=digest)
     message = await msg_store.get_message_by_id(conn, message_id)
     await place_message(conn, hub, conversation, message)

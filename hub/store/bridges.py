@@ -359,8 +359,9 @@ async def list_items(conn: Conn, *, bridge: str | None = None, status: str | Non
 # --- attachments -----------------------------------------------------------------------------------------
 
 
-async def put_attachment(conn: Conn, *, message_id: str, filename: str, content_type: str, size: int, sha256: str) -> str:
-    attachment_id = new_id()
+async def put_attachment(conn: Conn, *, message_id: str, filename: str, content_type: str, size: int, sha256: str,
+                         attachment_id: str | None = None) -> str:
+    attachment_id = attachment_id or new_id()
     await conn.execute(
         sa.insert(attachments).values(
             id=attachment_id, message_id=message_id, filename=clean_text(filename, 255) or "attachment",
@@ -371,8 +372,8 @@ async def put_attachment(conn: Conn, *, message_id: str, filename: str, content_
 
 
 async def put_remote_attachment(conn: Conn, *, message_id: str, url: str, filename: str, content_type: str,
-                                description: str | None) -> str:
-    attachment_id = new_id()
+                                description: str | None, attachment_id: str | None = None) -> str:
+    attachment_id = attachment_id or new_id()
     await conn.execute(
         sa.insert(attachments).values(
             id=attachment_id, message_id=message_id, filename=clean_text(filename, 255) or "attachment",
