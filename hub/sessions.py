@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from hub.errors import Forbidden, HubError, Unauthorized, UsageError
+from hub.errors import Conflict, Forbidden, HubError, Unauthorized, UsageError
 from hub.store import actors as actor_store
 from hub.store import web as web_store
 from hub.store.base import utcnow
@@ -241,6 +241,26 @@ async def change_password(hub: Hub, account_id: str, current: str, new: str, *, 
     async with hub.db.write() as conn:
         await web_store.set_password_hash(conn, account_id, new_hash)
         return await web_store.delete_sessions_of(conn, account_id, keep=digest(keep_token) if keep_token else None)
+
+
+async def change_email(hub: Hub, account_id: str, password: str, email: str) -> str | None:
+    """Set (or, empty, remove) the login's email address, where password
+    resets and notifications go; the password proves it is you."""
+    from hub.actors import _EMAIL
+
+    email = email.strip()
+    if email and (len(email) > 320 or not _EMAIL.match(email)):
+        raise UsageError(f"invalid email address {email!r}")
+    async with hub.db.read() as conn:
+        account = await actor_store.get_account_by_id(conn, account_id)
+    if account is None or not await _verify(account.password_hash, password):
+        raise Unauthorized("the password is not right")
+    async with hub.db.write() as conn:
+        other = await actor_store.get_account_by_email(conn, email) if email else None
+        if other is not None and other.id != account_id:
+            raise Conflict("that email address belongs to another login")
+        await web_store.set_email(conn, account_id, email or None)
+    return email or None
 
 
 async def create_invitation(hub: Hub, *, created_by_id: str | None, days: int | None = 14) -> str:

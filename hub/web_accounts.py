@@ -16,6 +16,7 @@ from aiohttp import BodyPartReader, web
 
 from hub import sessions
 from hub.errors import HubError
+from hub.store import actors as actor_store
 from hub.web import HUB_KEY, render
 
 CSRF_COOKIE = "rt_csrf"
@@ -292,24 +293,38 @@ def _require(request: web.Request):
     return session
 
 
+async def _password_page(request: web.Request, session, *, error=None, done=None, status=200) -> web.Response:
+    hub = request.app[HUB_KEY]
+    async with hub.db.read() as conn:
+        account = await actor_store.get_account_by_id(conn, session.account_id)
+    return render(request, "password.html", error=error, done=done, email=account.email if account else None,
+                  status=status)
+
+
 async def password_page(request: web.Request) -> web.StreamResponse:
-    _require(request)
-    return render(request, "password.html", error=None, done=None)
+    return await _password_page(request, _require(request))
 
 
 async def password_post(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
     session = _require(request)
     form = await form_of(request)
+    if form.get("action") == "email":
+        try:
+            email = await sessions.change_email(hub, session.account_id, form.get("password", ""), form.get("email", ""))
+        except HubError as exc:
+            return await _password_page(request, session, error=exc.safe, status=exc.status)
+        return await _password_page(request, session, done=f"Mail now goes to {email}." if email else
+                                    "The email address is removed: no resets, no notifications by mail.")
     if form.get("new", "") != form.get("new2", ""):
-        return render(request, "password.html", error="the two new passwords differ", done=None, status=400)
+        return await _password_page(request, session, error="the two new passwords differ", status=400)
     try:
         ended = await sessions.change_password(hub, session.account_id, form.get("current", ""), form.get("new", ""),
                                                keep_token=request.cookies.get(sessions.cookie_name(hub)))
     except HubError as exc:
-        return render(request, "password.html", error=exc.safe, done=None, status=exc.status)
-    return render(request, "password.html", error=None,
-                  done=f"Your password is changed. {ended} other session(s) were signed out.")
+        return await _password_page(request, session, error=exc.safe, status=exc.status)
+    return await _password_page(request, session,
+                                done=f"Your password is changed. {ended} other session(s) were signed out.")
 
 
 async def reset_page(request: web.Request) -> web.StreamResponse:

@@ -101,6 +101,10 @@ async def set_password_hash(conn: Conn, account_id: str, password_hash: str) -> 
     await conn.execute(sa.update(accounts).where(accounts.c.id == account_id).values(password_hash=password_hash))
 
 
+async def set_email(conn: Conn, account_id: str, email: str | None) -> None:
+    await conn.execute(sa.update(accounts).where(accounts.c.id == account_id).values(email=email))
+
+
 async def put_reset(conn: Conn, *, token_hash: str, account_id: str, expires_at: dt.datetime) -> None:
     from hub.store.schema import password_resets
 

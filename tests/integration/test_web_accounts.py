@@ -279,3 +279,28 @@ async def test_a_profiles_links_are_marked_rel_me_for_verification(served_hub, b
     assert status == 200 and 'class="profile h-card"' in html
     link = re.search(r'<dd><a [^>]*href="https://kim.example/"[^>]*>', html).group(0)
     assert 'rel="me nofollow noopener noreferrer"' in link and link.count("rel=") == 1
+
+
+async def test_the_email_address_changes_only_with_the_password_and_never_to_anothers(served_hub, browser):
+    from hub import actors
+
+    await actors.create_local_actor(served_hub, "gwen", kind="person", email="gwen@example.org", password="gwen-secret-1")
+    await actors.create_local_actor(served_hub, "hal", kind="person", email="hal@example.org", password="hal-secret-1")
+    status, _h, _r = await browser.post("/login", {"login": "gwen", "password": "gwen-secret-1"}, csrf_from="/login")
+    assert status == 303
+    page = "/settings/password"
+    status, html, _ = await browser.get(page)
+    assert "gwen@example.org" in html
+    for data, code, words in (({"email": "new@example.org", "password": "wrong"}, 401, "password is not right"),
+                              ({"email": "hal@example.org", "password": "gwen-secret-1"}, 409, "another login"),
+                              ({"email": "not an address", "password": "gwen-secret-1"}, 400, "invalid email")):
+        status, html, _ = await browser.post(page, {"action": "email", **data}, csrf_from=page)
+        assert status == code and words in html
+    status, html, _ = await browser.post(page, {"action": "email", "email": "Gwen@New.example", "password": "gwen-secret-1"},
+                                         csrf_from=page)
+    assert status == 200 and "Mail now goes to Gwen@New.example" in html
+    async with served_hub.db.read() as conn:
+        from hub.store import actors as actor_store
+
+        assert (await actor_store.get_account_by_username(conn, "gwen")).email == "Gwen@New.example"
+        assert (await actor_store.get_account_by_username(conn, "hal")).email == "hal@example.org"
