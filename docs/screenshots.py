@@ -69,15 +69,22 @@ def main() -> int:
             "--label", "warranty", "--assign", "dana", "--member", "dana")
         cli("conversation", "reply", "acme", conv, "Sorry about that! A new kettle is on its way today.",
             "--member", "dana")
+        for subject, text in (("Invoice 2026-118 is wrong", "The invoice counts two kettles; I bought one."),
+                              ("Descaling the kettle", "How often should I descale it? The water here is hard.")):
+            other = json.loads(cli("conversation", "start", "alice", f"@acme@localhost:{port}", text,
+                                   "--subject", subject, "--json"))["conversation"]
+        time.sleep(1)
+        cli("inbox", "set", "acme", other, "--label", "how-to", "--status", "pending", "--member", "dana")
+        cli("conversation", "publish", "alice", other)
         time.sleep(1.5)
-        return asyncio.run(shoot(chromium, base, conv.rsplit("/", 1)[1]))
+        return asyncio.run(shoot(chromium, base, conv.rsplit("/", 1)[1], other))
     finally:
         server.terminate()
         server.wait(timeout=20)
         shutil.rmtree(data, ignore_errors=True)
 
 
-async def shoot(chromium: str, base: str, conv_id: str) -> int:
+async def shoot(chromium: str, base: str, conv_id: str, public_uri: str) -> int:
     from playwright.async_api import async_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -100,7 +107,9 @@ async def shoot(chromium: str, base: str, conv_id: str) -> int:
         shots += [(dana, "/inbox/acme", "inbox"), (dana, f"/inbox/acme/{conv_id}", "conversation-agent"),
                   (dana, "/settings/actor/acme", "settings")]
         alice = await signed_in("alice", "alice-secret-1")
-        shots += [(alice, "/home", "customer-home"), (alice, f"/inbox/alice/{conv_id}", "conversation-customer")]
+        shots += [(alice, "/home", "customer-home"), (alice, f"/inbox/alice/{conv_id}", "conversation-customer"),
+                  (alice, "/settings/notifications", "notifications"),
+                  (anon, public_uri.removeprefix(base), "public-conversation")]
         for page, path, name in shots:
             await page.goto(base + path)
             await page.screenshot(path=str(OUT / f"{name}.png"), full_page=True)
@@ -109,6 +118,10 @@ async def shoot(chromium: str, base: str, conv_id: str) -> int:
         await phone.goto(base + "/login")
         await phone.screenshot(path=str(OUT / "sign-in-phone.png"), full_page=True)
         print("docs/screenshots/sign-in-phone.png")
+        await alice.set_viewport_size({"width": 390, "height": 844})
+        await alice.goto(f"{base}/inbox/alice/{conv_id}")
+        await alice.screenshot(path=str(OUT / "conversation-phone.png"), full_page=True)
+        print("docs/screenshots/conversation-phone.png")
         await browser.close()
     return 0
 

@@ -67,7 +67,7 @@ def short_actor(uri: str) -> str:
 
     parts = urlsplit(str(uri or ""))
     name = parts.path.rstrip("/").rsplit("/", 1)[-1].lstrip("@")
-    return f"{name}@{parts.hostname}" if name and parts.hostname else str(uri or "")
+    return f"{name}@{parts.netloc}" if name and parts.netloc else str(uri or "")
 
 
 def filesize(n) -> str:

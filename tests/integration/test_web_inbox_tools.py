@@ -56,7 +56,7 @@ async def test_a_reply_carries_files_to_the_page_the_media_url_and_the_note(serv
         assert status == 303, html
         await hub.runner.drain()
         status, html, _ = await alice.get("/home")  # the answer is unread: in the title, with whom
-        assert "<title>(1) Home" in html and f"with acme@{hub.cfg.domain.split(':')[0]}" in html
+        assert "<title>(1) Home" in html and f"with acme@{hub.cfg.domain}" in html
         status, html, _ = await alice.get(f"/inbox/alice/{conv_id}")
         assert "Your receipt and a photo." in html and "receipt.pdf" in html and "kettle.png" in html
         url = re.search(r'href="(http[^"]+/media/[0-9a-z]{26}/receipt\.pdf)"', html).group(1)
