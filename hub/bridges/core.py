@@ -407,7 +407,7 @@ async def ingest(hub: Hub, network: str, env: Envelope, *, threading: bool = Tru
                                               message_id=message.id, direction="in", identity_id=identity.id,
                                               txn_id=new_id(), hops=env.hops):
             raise _AlreadyPlaced  # the same item, placed meanwhile by another worker: undo this one
-        for (a, digest), file_id in zip(stored, new_ids(len(stored))):
+        for (a, digest), file_id in zip(stored, new_ids(len(stored)), strict=True):
             await bridge_store.put_attachment(conn, message_id=message.id, filename=a.filename, attachment_id=file_id,
                                               content_type=a.content_type, size=len(a.data), sha256=digest)
     return "placed", flags, None, message.id

@@ -286,7 +286,7 @@ async def store_note(
             "edited_at": note["updated"],
         },
     )
-    for a, file_id in zip(note["attachments"], new_ids(len(note["attachments"]))):
+    for a, file_id in zip(note["attachments"], new_ids(len(note["attachments"])), strict=True):
         await bridge_store.put_remote_attachment(conn, message_id=message_id, url=a["url"], filename=a["filename"],
                                                  content_type=a["media_type"], description=a["description"],
                                                  attachment_id=file_id)

@@ -201,7 +201,7 @@ async def _post(
             "published_at": min(bridged.get("published_at") or now, now), "account_id": acting.account_id,
         },
     )
-    for (f, digest), file_id in zip(files, new_ids(len(files))):  # before the message is placed: sends carry them
+    for (f, digest), file_id in zip(files, new_ids(len(files)), strict=True):  # before the message is placed: sends carry them
         await bridge_store.put_attachment(conn, message_id=message_id, filename=f.filename, attachment_id=file_id,
                                           content_type=f.content_type, size=len(f.data), sha256=digest)
     message = await msg_store.get_message_by_id(conn, message_id)
