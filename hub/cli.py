@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = cmd("jobs", "job queue status")
     jobs.add_argument("--json", action="store_true")
     add_inbox_commands(sub, common)
+    from hub.commands_admin import add_admin_commands
+
+    add_admin_commands(sub, common)
     return p
 
 

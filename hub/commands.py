@@ -34,10 +34,12 @@ async def run(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     hub = await open_hub(cfg)
     try:
+        from hub.commands_admin import COMMANDS as ADMIN_COMMANDS
         from hub.commands_bridge import COMMANDS as BRIDGE_COMMANDS
         from hub.commands_inbox import COMMANDS as INBOX_COMMANDS
 
-        handler = COMMANDS.get(args.command) or INBOX_COMMANDS.get(args.command) or BRIDGE_COMMANDS[args.command]
+        handler = (COMMANDS.get(args.command) or INBOX_COMMANDS.get(args.command) or ADMIN_COMMANDS.get(args.command)
+                   or BRIDGE_COMMANDS[args.command])
         return await handler(hub, args) or 0
     finally:
         await hub.close()
@@ -70,7 +72,13 @@ async def cmd_demo(hub: Hub, args) -> int:
     ):
         password = secrets.token_urlsafe(12)
         await actors.create_local_actor(hub, username, kind=kind, name=name, email=email, password=password)
-        lines.append(f"  {kind:12} @{username}@{hub.cfg.domain}  password: {password}")
+        line = f"  {kind:12} @{username}@{hub.cfg.domain}  password: {password}"
+        if kind == "organization":  # the organization running the instance administers it (/admin)
+            from hub import moderation
+
+            await moderation.set_admin(hub, username, True)
+            line += "  (administers this instance: /admin)"
+        lines.append(line)
     text = "\n".join(lines)
     hub.cfg.data.mkdir(parents=True, exist_ok=True)
     fd = os.open(creds_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

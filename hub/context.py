@@ -15,6 +15,7 @@ from hub import crypto
 from hub.config import Config
 from hub.db import Database, create_engine
 from hub.jobs import Registry, Runner, queue
+from hub.moderation import DomainBlocks
 from hub.uris import Uris
 
 
@@ -39,6 +40,8 @@ class Hub:
     adapters such as bridges hear of messages without the core knowing them."""
     bridges: Any = None
     """The bridges adapter (``hub.bridges.Bridges``) once attached."""
+    domain_blocks: DomainBlocks = dataclasses.field(default_factory=DomainBlocks)
+    """The remote domains this instance refuses (``hub.moderation.DomainBlocks``)."""
 
     @property
     def http(self):
@@ -46,7 +49,7 @@ class Hub:
         if self._http is None:
             from hub.net import HttpClient
 
-            self._http = HttpClient(self.cfg)
+            self._http = HttpClient(self.cfg, is_blocked=self.domain_blocks.blocked)
         return self._http
 
     @classmethod

@@ -130,8 +130,10 @@ def retry_after_s(headers) -> float | None:
 
 
 class HttpClient:
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, *, is_blocked: Callable[[str], bool] | None = None):
         self.cfg = cfg
+        self.is_blocked = is_blocked
+        """``(host or host:port) -> bool``: domains the administrators blocked."""
         self._session: aiohttp.ClientSession | None = None
         self._checked: dict[str, yarl.URL] = {}
 
@@ -168,12 +170,18 @@ class HttpClient:
         """
         cached = self._checked.get(url)
         if cached is not None:
+            self._check_blocked(cached)
             return cached
         u = self._check_url(url)
+        self._check_blocked(u)
         if len(self._checked) >= 20_000:
             self._checked.clear()
         self._checked[url] = u
         return u
+
+    def _check_blocked(self, u: yarl.URL) -> None:
+        if self.is_blocked is not None and self.is_blocked(f"{u.host}:{u.port}" if u.explicit_port else u.host):
+            raise FetchError(f"{u.host} is blocked by this server's administrators", permanent=True)
 
     def _check_url(self, url: str) -> yarl.URL:
         try:

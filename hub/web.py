@@ -199,7 +199,7 @@ def setup(app: web.Application, hub: Hub) -> None:
     app[JINJA_KEY] = make_jinja()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/static/{name}", static_handler(web_dir() / "static"))
-    from hub import web_accounts, web_home, web_inbox, web_notifications, web_public, web_settings
+    from hub import web_accounts, web_home, web_inbox, web_instance, web_notifications, web_public, web_settings
 
     web_public.setup(app)
     web_accounts.setup(app)
@@ -207,3 +207,4 @@ def setup(app: web.Application, hub: Hub) -> None:
     web_inbox.setup(app)
     web_settings.setup(app)
     web_notifications.setup(app)
+    web_instance.setup(app)

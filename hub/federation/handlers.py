@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from hub import addressing
+from hub import text as textmod
 from hub.errors import BadRequest, HubError
 from hub.federation import discovery
 from hub.federation import documents as docs
@@ -46,6 +47,9 @@ async def handle_inbound(fed: Federation, job: sa.Row) -> Outcome:
     if row is None:
         return Outcome("failed", error="activity row is missing")
     doc = json.loads(row.raw)
+    await fed.hub.domain_blocks.fresh(fed.hub.db)
+    if fed.hub.domain_blocks.blocked(docs.host_of(docs.id_of(doc.get("actor")))):
+        return _ignored("the actor's domain is blocked")  # accepted before the block was made
     actor = await discovery.ensure_actor(fed, docs.id_of(doc.get("actor")))
     if actor.deleted_at is not None:
         return _ignored("actor is deleted")
@@ -452,7 +456,30 @@ async def handle_announce(fed: Federation, doc: dict, actor: sa.Row, _inbox: str
     return DONE
 
 
+async def handle_flag(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | None) -> Outcome:
+    """A report from another server's moderators or users: kept for our
+    administrators when it names one of our actors or messages (Mastodon
+    sends it from its instance actor, naming the account then the posts;
+    Misskey and GoToSocial the same shape, ``content`` the comment)."""
+    from hub.store import moderation as mod_store
+
+    named = [u for u in (docs.id_of(o) for o in docs.as_list(doc.get("object"))) if u][:50]
+    ours = [u for u in named if fed.hub.uris.parse(u) is not None]
+    if not ours:
+        return _ignored("the report names nothing of ours")
+    content = doc.get("content") if isinstance(doc.get("content"), str) else None
+    async with fed.hub.db.write() as conn:
+        created = await mod_store.put_report(
+            conn, uri=docs.valid_uri(doc.get("id")), reporter_uri=actor.uri, target_uris=ours,
+            content=textmod.html_to_text(content)[:5000] if content else None, raw=doc)
+    if created is None:
+        return _ignored("the same report came before")
+    log.info("report %s from %s about %s", created, actor.uri, ", ".join(ours))
+    return DONE
+
+
 _HANDLERS = {
+    "Flag": handle_flag,
     "Follow": handle_follow,
     "Accept": handle_accept,
     "Reject": handle_reject,

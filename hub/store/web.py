@@ -31,7 +31,7 @@ async def set_totp_secret(conn: Conn, account_id: str, secret: str | None) -> No
 
 async def get_session(conn: Conn, token_hash: str, now: dt.datetime) -> sa.Row | None:
     stmt = (
-        sa.select(web_sessions, accounts.c.username, accounts.c.email, accounts.c.totp_secret)
+        sa.select(web_sessions, accounts.c.username, accounts.c.email, accounts.c.totp_secret, accounts.c.is_admin)
         .join(accounts, accounts.c.id == web_sessions.c.account_id)
         .where(web_sessions.c.token_hash == token_hash, web_sessions.c.expires_at > now)
     )

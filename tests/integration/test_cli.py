@@ -148,3 +148,26 @@ def test_conversation_publish_is_the_owners_and_can_be_taken_back(config):
     rc, out, _ = run(config, "conversation", "publish", "carol", conv, "--private")
     assert rc == 0 and out.startswith("private: ")
     assert db(config).execute("SELECT visibility FROM conversations").fetchone() == ("direct",)
+
+
+def test_admins_domain_blocks_and_reports_from_the_command_line(config):
+    run(config, "actor", "add", "olga", "--kind", "person")
+    assert run(config, "admin", "grant", "olga")[0] == 0
+    rc, out, _ = run(config, "admin", "list", "--json")
+    assert rc == 0 and [a["username"] for a in json.loads(out)] == ["olga"]
+    rc, _out, err = run(config, "admin", "grant", "nobody")
+    assert rc == 1 and "no login" in err
+    rc, out, _ = run(config, "domain", "block", "https://Spam.Example/@x", "--reason", "spam")
+    assert rc == 0 and out.strip() == "blocked spam.example"
+    rc, _out, err = run(config, "domain", "block", "spam.example")
+    assert rc == 1 and "blocked already" in err
+    rc, out, _ = run(config, "domain", "list", "--json")
+    (block,) = json.loads(out)
+    assert block["domain"] == "spam.example" and block["reason"] == "spam" and block["created_by"] is None
+    assert run(config, "domain", "unblock", "spam.example")[:2] == (0, "unblocked spam.example\n")
+    assert json.loads(run(config, "domain", "list", "--json")[1]) == []
+    rc, out, _ = run(config, "report", "list", "--json")
+    assert rc == 0 and json.loads(out) == []
+    assert run(config, "report", "resolve", "0" * 26)[0] == 1
+    assert run(config, "admin", "revoke", "olga")[0] == 0
+    assert json.loads(run(config, "admin", "list", "--json")[1]) == []
