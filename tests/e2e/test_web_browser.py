@@ -52,6 +52,7 @@ async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads
     await asyncio.to_thread(b.cli, "actor", "add", dana, "--kind", "person", "--name", "Dana", "--password-stdin",
                             stdin="dana-secret-1\n")
     await asyncio.to_thread(b.cli, "member", "add", acme, dana, "--role", "agent")
+    await asyncio.to_thread(b.cli, "admin", "grant", dana)  # she runs hub B too: the /admin pages
 
     # bypass_csp: only so that the test can inject axe-core into our pages, whose CSP forbids inline scripts
     customer = await browser.new_context(bypass_csp=True)
@@ -159,10 +160,19 @@ async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads
             assert violations == [], f"{url}: {violations}"
         await reader.close()
 
+        # the administrator blocks a domain from the page (so that its table is on the page checked next)
+        await staff.goto(f"{b.base_url}/admin/domains")
+        await staff.get_by_label("Domain", exact=True).fill("spam.example")
+        await staff.get_by_label("Reason").fill("spam waves")
+        await staff.get_by_role("button", name="Block").click()
+        await staff.get_by_text("spam.example is blocked").wait_for()
+
         # every main page passes an automated accessibility check
         for p, url in ((page, a.base_url + "/"), (page, a.base_url + "/home"), (page, customer_url),
                        (staff, f"{b.base_url}/inbox/{acme}"), (staff, staff.url), (page, f"{a.base_url}/inbox/{alice}/new"),
-                       (staff, f"{b.base_url}/settings/actor/{acme}"), (page, f"{a.base_url}/settings/password")):
+                       (staff, f"{b.base_url}/settings/actor/{acme}"), (page, f"{a.base_url}/settings/password"),
+                       (page, f"{a.base_url}/settings/notifications"), (staff, f"{b.base_url}/admin"),
+                       (staff, f"{b.base_url}/admin/domains"), (staff, f"{b.base_url}/admin/reports")):
             await p.goto(url)
             violations = await axe_violations(p)
             assert violations == [], f"{url}: {violations}"
