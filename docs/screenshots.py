@@ -51,6 +51,8 @@ def main() -> int:
     cli("actor", "add", "alice", "--kind", "person", "--name", "Alice", "--password-stdin", stdin="alice-secret-1\n")
     cli("member", "add", "acme", "dana", "--role", "agent")
     cli("actor", "set", "acme", "--signature", "— {member_name}, {actor_name}")
+    cli("admin", "grant", "dana")
+    cli("domain", "block", "spam.example", "--reason", "Sends unsolicited advertising to our customers")
     server = subprocess.Popen([sys.executable, "-m", "hub", "serve"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -105,7 +107,7 @@ async def shoot(chromium: str, base: str, conv_id: str, public_uri: str) -> int:
         shots = [(anon, "/", "landing"), (anon, "/login", "sign-in"), (anon, "/users/acme", "profile")]
         dana = await signed_in("dana", "dana-secret-1")
         shots += [(dana, "/inbox/acme", "inbox"), (dana, f"/inbox/acme/{conv_id}", "conversation-agent"),
-                  (dana, "/settings/actor/acme", "settings")]
+                  (dana, "/settings/actor/acme", "settings"), (dana, "/admin/domains", "admin-domains")]
         alice = await signed_in("alice", "alice-secret-1")
         shots += [(alice, "/home", "customer-home"), (alice, f"/inbox/alice/{conv_id}", "conversation-customer"),
                   (alice, "/settings/notifications", "notifications"),
