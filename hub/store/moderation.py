@@ -166,13 +166,20 @@ async def retry_host(conn: Conn, host: str) -> int:
     return (await conn.execute(stmt)).rowcount
 
 
+def _host(uri: str) -> str:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(uri).netloc or "").lower()
+
+
 async def revive_inbox(conn: Conn, uri: str) -> int:
     """Forget that an inbox answered 404/410 and send it what it missed
     (its deliveries that ended ``gone``), due now."""
     now = utcnow()
     await conn.execute(sa.delete(inboxes).where(inboxes.c.uri == uri))
     gone = (await conn.execute(sa.select(jobs.c.id, jobs.c.payload).where(
-        jobs.c.kind == "ap.deliver", jobs.c.state == "gone"))).all()
+        jobs.c.kind == "ap.deliver", jobs.c.state == "gone", jobs.c.host == _host(uri),
+        jobs.c.updated_at >= now - dt.timedelta(days=7)))).all()
     ids = [j.id for j in gone if (j.payload or {}).get("inbox") == uri]
     if ids:
         await conn.execute(sa.update(jobs).where(jobs.c.id.in_(ids))
