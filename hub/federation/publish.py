@@ -39,6 +39,7 @@ async def handle_publish(fed: Federation, job: sa.Row) -> Outcome:
     fn = _VERBS.get(verb)
     if fn is None:
         return Outcome("failed", error=f"unknown publish verb {verb!r}")
+    await fed.hub.domain_blocks.fresh(fed.hub.db)
     await fn(fed, p)
     return DONE
 
@@ -93,7 +94,9 @@ async def store_and_deliver(
             "raw": raw,
         },
     )
-    inboxes = _interleave_hosts([i for i in dict.fromkeys(inboxes) if i and not hub.uris.is_local(i)])
+    blocks = hub.domain_blocks  # refreshed by the worker that runs this job; a blocked domain gets no job at all
+    inboxes = _interleave_hosts([i for i in dict.fromkeys(inboxes)
+                                 if i and not hub.uris.is_local(i) and not blocks.blocked(host_of(i))])
     gone = await job_store.list_gone_inboxes(conn, inboxes)
     now = utcnow()
     rows = [

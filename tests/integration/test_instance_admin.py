@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import sqlalchemy as sa
 
 from hub import actors, moderation, outbox
+from hub.errors import FetchError
 from hub.federation import discovery
 from hub.store import social
 from tests.helpers import post_signed
@@ -107,6 +109,7 @@ async def test_a_blocked_domain_is_refused_before_any_key_fetch_and_gets_nothing
         zoe = await _follower(hub, remote, acme, "zoe")
         like = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Follow", "actor": zoe.uri,
                 "object": acme.uri}
+        hub.http.check_url(f"{remote.base}/users/zoe/inbox")  # allowed before: a verdict the client keeps
         status, html, _ = await root.post("/admin/domains", {"action": "block", "domain": hub.cfg.domain},
                                           csrf_from="/admin/domains")
         assert status == 400 and "own domain" in html
@@ -118,11 +121,12 @@ async def test_a_blocked_domain_is_refused_before_any_key_fetch_and_gets_nothing
         assert status == 403 and "does not accept requests" in text
         assert len(remote.requests) == fetched  # not even its key was fetched
         await outbox.post_note(hub, acme, "for everyone but them")
-        await hub.runner.drain(raise_errors=False)  # the delivery fails, as a worker records it
-        assert await _states(hub) == ["failed"] and not [r for r in remote.received if r["json"]["type"] == "Create"]
-        async with hub.db.read() as conn:
-            (error,) = (await conn.execute(sa.text("SELECT last_error FROM jobs WHERE kind='ap.deliver'"))).one()
-        assert "blocked" in error
+        await hub.runner.drain()
+        assert await _states(hub) == [] and not [r for r in remote.received if r["json"]["type"] == "Create"]
+        # a delivery queued before the block, or any fetch, is refused by the HTTP client itself
+        for url in (f"{remote.base}/users/zoe/inbox", f"{remote.base}/inbox"):
+            with pytest.raises(FetchError, match="blocked"):
+                hub.http.check_url(url)
 
         status, html, _ = await root.post("/admin/domains", {"action": "unblock", "domain": remote.host},
                                           csrf_from="/admin/domains")
