@@ -38,6 +38,9 @@ async def open_hub(cfg: Config, *, federation: bool = True, run_migrations: bool
     from hub import links
 
     links.register(hub)
+    from hub.mastodon import push
+
+    push.register(hub)
     try:
         if run_migrations:
             await migrate(hub.db.engine)
@@ -67,6 +70,9 @@ def create_app(hub: Hub) -> web.Application:
 
     media.setup(app, hub)
     api.setup(app, hub)
+    from hub import mastodon
+
+    mastodon.setup(app, hub)
     if hub.federation is not None:
         ap_routes.setup(app, hub.federation)
     return app

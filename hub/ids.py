@@ -33,3 +33,13 @@ def new_ids(n: int) -> list[str]:
 
 def is_id(value: str) -> bool:
     return bool(_ULID.match(value))
+
+
+def floor_id(seconds: float) -> str:
+    """The smallest id minted at ``seconds`` since the epoch: ``id > floor_id(t)`` is "made after t"."""
+    value = int(seconds * 1000) << 80
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))

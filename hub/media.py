@@ -22,6 +22,8 @@ class NewFile:
     filename: str
     content_type: str
     data: bytes
+    description: str | None = None  # alt text
+    file_id: str | None = None  # the id it keeps (a client API upload's), else a new one
 
 
 def path_of(cfg: Config, sha256: str) -> Path:

@@ -17,9 +17,11 @@ from hub import addressing
 from hub import text as textmod
 from hub.context import Hub
 from hub.errors import Forbidden, NotFound, UsageError
-from hub.ids import new_id
+from hub.ids import new_id, new_ids
 from hub.inbox.conversations import message_changed
 from hub.store import actors as actor_store
+from hub.store import bridges as bridge_store
+from hub.store import mastodon as client_store
 from hub.store import messages as msg_store
 from hub.store import social
 from hub.store.base import Conn, utcnow
@@ -46,6 +48,7 @@ async def post_note(
     recipients: list[sa.Row] = (),
     in_reply_to: sa.Row | None = None,
     summary: str | None = None,
+    files: list = (),
 ) -> sa.Row:
     """Publish a note. ``recipients`` are resolved actor rows to mention/address.
 
@@ -54,7 +57,7 @@ async def post_note(
     ``@user@host`` (Mastodon notifies only for a mention it can see).
     """
     text = (text or "").strip()
-    if not text:
+    if not text and not files:
         raise UsageError("a note needs some text")
     if len(text) > MAX_TEXT:
         raise UsageError(f"a note can have at most {MAX_TEXT} characters")
@@ -115,6 +118,10 @@ async def post_note(
                 "published_at": now,
             },
         )
+        for (f, digest), file_id in zip(files, new_ids(len(files)), strict=True):  # ``(media.NewFile, sha256)``
+            await bridge_store.put_attachment(conn, message_id=message_id, filename=f.filename,
+                                              attachment_id=f.file_id or file_id, description=f.description,
+                                              content_type=f.content_type, size=len(f.data), sha256=digest)
         await _deliver_locally(conn, author, message_id, visibility, list(mentioned.values()))
         await queue_publish(conn, hub, "create", message_id=message_id, activity_id=new_id())
         row = await msg_store.get_message_by_id(conn, message_id)
@@ -128,6 +135,7 @@ async def _deliver_locally(conn: Conn, author: sa.Row, message_id: str, visibili
     addressed = [r.id for r in mentioned if r.local and r.id not in blocked and r.id != author.id]
     if addressed:
         await msg_store.put_timeline_entries(conn, message_id, addressed, reason="addressed")
+        await client_store.add_notifications(conn, addressed, "mention", author.id, message_id)
     if visibility != "direct":
         followers = [i for i in await social.list_local_followers_of(conn, author.id) if i not in blocked]
         if followers:
@@ -201,7 +209,9 @@ async def follow(hub: Hub, follower: sa.Row, target: sa.Row) -> sa.Row:
         uri = hub.uris.activity(new_id())
         if target.local:
             state = "pending" if target.manually_approves_followers else "accepted"
-            return await social.put_follow(conn, follower_id=follower.id, followee_id=target.id, state=state, uri=uri)
+            row = await social.put_follow(conn, follower_id=follower.id, followee_id=target.id, state=state, uri=uri)
+            await client_store.notify_follow(conn, row)
+            return row
         row = await social.put_follow(conn, follower_id=follower.id, followee_id=target.id, state="pending", uri=uri)
         await queue_publish(
             conn, hub, "follow", follower_id=follower.id, followee_id=target.id, activity_uri=uri
@@ -300,5 +310,6 @@ async def react(hub: Hub, actor: sa.Row, message: sa.Row, kind: str, *, undo: bo
                 return
             uri = hub.uris.activity(new_id())
             await social.put_reaction(conn, uri=uri, kind=kind, actor_id=actor.id, object_uri=message.uri)
+            await client_store.notify_reaction(conn, kind, actor.id, message.uri)
             await queue_publish(conn, hub, kind, actor_id=actor.id, message_id=message.id, activity_uri=uri)
     hub.wake()

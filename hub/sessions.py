@@ -80,8 +80,9 @@ async def _check_rate(hub: Hub, keys: list[str]) -> None:
                                       hub.cfg.login_window_s)
 
 
-async def sign_in(hub: Hub, login: str, password: str, *, ip: str | None, user_agent: str | None) -> tuple[sa.Row, str]:
-    """``(account, session token)``; Unauthorized on a wrong login or password."""
+async def check_login(hub: Hub, login: str, password: str, *, ip: str | None) -> sa.Row:
+    """The account a login (username or email) and password name, rate-limited
+    like the sign-in form; Unauthorized on a wrong login or password."""
     if not login.strip() or not password:
         raise UsageError("enter your username (or email) and your password")
     keys = [f"user:{login.strip().lower().lstrip('@')}"] + ([f"ip:{ip}"] if ip else [])
@@ -98,10 +99,16 @@ async def sign_in(hub: Hub, login: str, password: str, *, ip: str | None, user_a
         new_hash = await asyncio.to_thread(_HASHER.hash, password)
         async with hub.db.write() as conn:
             await web_store.set_password_hash(conn, account.id, new_hash)
-    # with two-factor sign-in, the session waits for the code (``confirm_code``)
-    token = await start_session(hub, account.id, user_agent=user_agent, pending=bool(account.totp_secret))
     async with hub.db.write() as conn:
         await web_store.clear_failures(conn, keys[0])
+    return account
+
+
+async def sign_in(hub: Hub, login: str, password: str, *, ip: str | None, user_agent: str | None) -> tuple[sa.Row, str]:
+    """``(account, session token)``; Unauthorized on a wrong login or password."""
+    account = await check_login(hub, login, password, ip=ip)
+    # with two-factor sign-in, the session waits for the code (``confirm_code``)
+    token = await start_session(hub, account.id, user_agent=user_agent, pending=bool(account.totp_secret))
     return account, token
 
 

@@ -26,6 +26,7 @@ from hub.jobs import DONE, Outcome
 from hub.store import actors as actor_store
 from hub.store import bridges as bridge_store
 from hub.store import jobs as job_store
+from hub.store import mastodon as client_store
 from hub.store import messages as msg_store
 from hub.store import social
 from hub.store.base import Conn, utcnow
@@ -103,6 +104,7 @@ async def handle_follow(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
             return DONE
         state = "pending" if target.manually_approves_followers else "accepted"
         row = await social.put_follow(conn, follower_id=actor.id, followee_id=target.id, state=state, uri=follow_uri)
+        await client_store.notify_follow(conn, row)
         if row.state == "accepted":
             # Also when the follow was accepted before: the follower may have
             # lost our first Accept (Mastodon re-sends Follows that hang).
@@ -342,6 +344,8 @@ async def handle_create(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
             ids = [i for i, why in recipients.items() if why == reason]
             if ids:
                 await msg_store.put_timeline_entries(conn, message.id, ids, reason=reason)
+                if reason == "addressed":
+                    await client_store.add_notifications(conn, ids, "mention", actor.id, message.id)
         if follow_up == "add":
             await _publish(conn, "add", message_id=message.id, activity_id=new_id())
     fed.hub.wake()
@@ -420,6 +424,7 @@ async def handle_like(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | N
     async with fed.hub.db.write() as conn:
         await social.put_reaction(conn, uri=uri, kind="like", actor_id=actor.id, object_uri=obj_uri,
                                   content=content[:255] if isinstance(content, str) else None)
+        await client_store.notify_reaction(conn, "like", actor.id, obj_uri)
     return DONE
 
 
@@ -431,6 +436,7 @@ async def handle_announce(fed: Federation, doc: dict, actor: sa.Row, _inbox: str
         raise BadRequest("Announce without an id or object")
     async with fed.hub.db.write() as conn:
         await social.put_reaction(conn, uri=uri, kind="announce", actor_id=actor.id, object_uri=obj_uri)
+        await client_store.notify_reaction(conn, "announce", actor.id, obj_uri)
         followers = await social.list_local_followers_of(conn, actor.id)
         message = await msg_store.get_message_by_uri(conn, obj_uri)
     if not followers:

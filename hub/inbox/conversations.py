@@ -28,6 +28,7 @@ from hub.inbox.access import Acting, audit
 from hub.store import actors as actor_store
 from hub.store import bridges as bridge_store
 from hub.store import conversations as conv_store
+from hub.store import mastodon as client_store
 from hub.store import messages as msg_store
 from hub.store.base import Conn, utcnow
 from hub.store.jobs import job_row, put_jobs
@@ -133,6 +134,8 @@ async def place_message(conn: Conn, hub: Hub, conversation: sa.Row, message: sa.
             "text": message.content_text, "published": message.published_at.isoformat(), "network": message.network,
         })
         await notify.message_placed(conn, hub, conversation, message, participant, state, new=new)
+        if message.actor_id != participant.id:  # what a fediverse app shows (hub/mastodon)
+            await client_store.add_notifications(conn, [participant.id], "mention", message.actor_id, message.id)
     await hub.message_event(conn, "create", conversation, message)
 
 
@@ -202,7 +205,8 @@ async def _post(
         },
     )
     for (f, digest), file_id in zip(files, new_ids(len(files)), strict=True):  # before the message is placed: sends carry them
-        await bridge_store.put_attachment(conn, message_id=message_id, filename=f.filename, attachment_id=file_id,
+        await bridge_store.put_attachment(conn, message_id=message_id, filename=f.filename,
+                                          attachment_id=f.file_id or file_id, description=f.description,
                                           content_type=f.content_type, size=len(f.data), sha256=digest)
     message = await msg_store.get_message_by_id(conn, message_id)
     await place_message(conn, hub, conversation, message)

@@ -360,12 +360,13 @@ async def list_items(conn: Conn, *, bridge: str | None = None, status: str | Non
 
 
 async def put_attachment(conn: Conn, *, message_id: str, filename: str, content_type: str, size: int, sha256: str,
-                         attachment_id: str | None = None) -> str:
+                         attachment_id: str | None = None, description: str | None = None) -> str:
     attachment_id = attachment_id or new_id()
     await conn.execute(
         sa.insert(attachments).values(
             id=attachment_id, message_id=message_id, filename=clean_text(filename, 255) or "attachment",
             content_type=content_type[:255], size=size, sha256=sha256, created_at=utcnow(),
+            description=clean_text(description, 1500) if description else None,
         )
     )
     return attachment_id

@@ -353,6 +353,7 @@ async def list_inbox(
     query: str | None = None,
     before: tuple[dt.datetime, str] | None = None,
     conversation_id: str | None = None,
+    exclude_status: str | None = None,
     limit: int = 20,
 ) -> list[sa.Row]:
     """One actor's conversations, most recent activity first, keyset-paginated
@@ -372,6 +373,8 @@ async def list_inbox(
         stmt = stmt.where(conversation_states.c.conversation_id == conversation_id)
     if status:
         stmt = stmt.where(conversation_states.c.status == status)
+    if exclude_status:
+        stmt = stmt.where(conversation_states.c.status != exclude_status)
     if assignee_id:
         stmt = stmt.where(conversation_states.c.assignee_id == assignee_id)
     if unassigned:

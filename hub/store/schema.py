@@ -129,6 +129,8 @@ memberships = sa.Table(
     sa.Column("notify_conversations", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("notify_messages", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("notify_assignments", sa.Boolean, nullable=False, server_default=sa.true()),
+    # an organization's admin lets this member speak as it from fediverse apps (admins and owners always may)
+    sa.Column("app_access", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("account_id", "actor_id", name="uq_memberships_account_actor"),
 )
 
@@ -154,6 +156,17 @@ blocks = sa.Table(
     sa.Column("uri", sa.String(2048), nullable=True, index=True),
     _created(),
     sa.UniqueConstraint("blocker_id", "blocked_id", name="uq_blocks_pair"),
+)
+
+mutes = sa.Table(
+    # An actor hides another's statuses from its timelines (and, optionally, its notifications).
+    "mutes",
+    metadata,
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("target_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("notifications", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    _created(),
 )
 
 conversations = sa.Table(
@@ -627,4 +640,122 @@ reports = sa.Table(
     sa.Column("resolved_at", UTCDateTime(), nullable=True),
     sa.Column("resolved_by_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
     sa.Index("ix_reports_open", "resolved_at", "created_at"),
+)
+
+
+# --- the Mastodon-compatible client API (hub/mastodon) --------------------------------------------
+
+oauth_apps = sa.Table(
+    # A client application registered through POST /api/v1/apps. Only the secret's SHA-256 is kept.
+    "oauth_apps",
+    metadata,
+    _id(),
+    sa.Column("client_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("client_secret_hash", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("website", sa.String(2048), nullable=True),
+    sa.Column("redirect_uris", sa.JSON, nullable=False),
+    sa.Column("scopes", sa.String(1024), nullable=False),
+    _created(),
+)
+
+oauth_codes = sa.Table(
+    # An authorization code (RFC 6749 §4.1), valid once for ten minutes; only its hash is kept.
+    "oauth_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("app_id", sa.String(26), sa.ForeignKey("oauth_apps.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("redirect_uri", sa.String(2048), nullable=False),
+    sa.Column("scopes", sa.String(1024), nullable=False),
+    sa.Column("code_challenge", sa.String(128), nullable=True),  # PKCE (RFC 7636)
+    sa.Column("code_challenge_method", sa.String(8), nullable=True),
+    _created(),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+)
+
+oauth_tokens = sa.Table(
+    # An access token (and its refresh token), by SHA-256. ``actor_id`` is the actor the token speaks
+    # as: the account's own person, or an organization the account may speak for through apps.
+    "oauth_tokens",
+    metadata,
+    _id(),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("refresh_hash", sa.String(64), nullable=True, unique=True),
+    sa.Column("app_id", sa.String(26), sa.ForeignKey("oauth_apps.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True, index=True),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("scopes", sa.String(1024), nullable=False),
+    _created(),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+)
+
+notifications = sa.Table(
+    # What a client shows under notifications: a mention, a follow, a favourite... of a local actor.
+    "notifications",
+    metadata,
+    _id(),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),  # mention | follow | follow_request | favourite | reblog
+    sa.Column("from_actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=True),
+    _created(),
+    sa.UniqueConstraint("actor_id", "type", "from_actor_id", "message_id", name="uq_notifications_event"),
+    sa.Index("ix_notifications_actor", "actor_id", "id"),
+)
+
+media_uploads = sa.Table(
+    # A file uploaded through POST /api/v2/media before the status that carries it.
+    "media_uploads",
+    metadata,
+    _id(),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(255), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("meta", sa.JSON, nullable=True),
+    _created(),
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=True),
+)
+
+idempotency_keys = sa.Table(
+    # POST /api/v1/statuses with an Idempotency-Key: the same key from the same token makes one status.
+    "idempotency_keys",
+    metadata,
+    sa.Column("token_id", sa.String(26), sa.ForeignKey("oauth_tokens.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    _created(),
+)
+
+markers = sa.Table(
+    # Where a client stopped reading a timeline (GET/POST /api/v1/markers).
+    "markers",
+    metadata,
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("timeline", sa.String(16), primary_key=True),  # home | notifications
+    sa.Column("last_read_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+push_subscriptions = sa.Table(
+    # A Web Push subscription (RFC 8030/8291) of one access token.
+    "push_subscriptions",
+    metadata,
+    _id(),
+    sa.Column("token_id", sa.String(26), sa.ForeignKey("oauth_tokens.id", ondelete="CASCADE"), nullable=False,
+              unique=True),
+    sa.Column("endpoint", sa.String(2048), nullable=False),
+    sa.Column("p256dh", sa.String(255), nullable=False),
+    sa.Column("auth", sa.String(255), nullable=False),
+    sa.Column("alerts", sa.JSON, nullable=False),
+    sa.Column("policy", sa.String(16), nullable=False),
+    _created(),
 )
