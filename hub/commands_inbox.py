@@ -45,13 +45,16 @@ async def cmd_member(hub: Hub, args) -> int:
     elif args.member_command == "remove":
         await access.remove_member(hub, acting, args.username)
         print(f"{args.username} is no longer a member of @{acting.actor.username}")
+    elif args.member_command == "apps":
+        await access.set_app_access(hub, acting, args.username, allow=args.allow)
+        print(f"{args.username} {'may' if args.allow else 'may not'} speak as @{acting.actor.username} from apps")
     elif args.member_command == "list":
         members = await access.list_members(hub, acting)
         if args.json:
             print_json(members)
         else:
             for m in members:
-                print(f"{m['role']:6} {m['username']}")
+                print(f"{m['role']:6} {m['username']}{'  (apps)' if m['apps'] else ''}")
     else:  # audit
         acting.require("admin")
         async with hub.db.read() as conn:

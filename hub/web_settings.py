@@ -79,6 +79,10 @@ async def settings_post(request: web.Request) -> web.StreamResponse:
         if action == "add_member":
             await access.add_member(hub, acting, form.get("username", "").strip(), role=form.get("role", "agent"))
             done = f"{form.get('username')} is now a member"
+        elif action in ("allow_apps", "deny_apps"):
+            await access.set_app_access(hub, acting, form.get("username", ""), allow=action == "allow_apps")
+            done = (f"{form.get('username')} {'may now' if action == 'allow_apps' else 'may no longer'} "
+                    f"speak as @{acting.actor.username} from fediverse apps")
         elif action == "remove_member":
             await access.remove_member(hub, acting, form.get("username", ""))
             done = f"{form.get('username')} is no longer a member"

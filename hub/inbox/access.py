@@ -135,4 +135,25 @@ async def list_members(hub: Hub, acting: Acting) -> list[dict]:
     async with hub.db.write() as conn:
         rows = await actor_store.list_memberships_of_actor(conn, acting.actor.id)
         await audit(conn, acting, "member.list")
-    return [{"username": r.username, "role": r.role, "since": r.created_at.isoformat()} for r in rows]
+    return [{"username": r.username, "role": r.role, "since": r.created_at.isoformat(),
+             "apps": bool(r.app_access) or r.role in ("owner", "admin") or r.username == acting.actor.username}
+            for r in rows]
+
+
+async def set_app_access(hub: Hub, acting: Acting, username: str, *, allow: bool) -> None:
+    """Let a member speak as ``acting.actor`` from fediverse apps (its own OAuth token), or stop it:
+    denying revokes the tokens that member holds for this actor at once. Admins and owners always may."""
+    from hub.store import mastodon as client_store
+
+    acting.require("admin")
+    async with hub.db.write() as conn:
+        account = await actor_store.get_account_by_username(conn, username)
+        membership = (
+            await org_store.get_membership(conn, account_id=account.id, actor_id=acting.actor.id) if account else None
+        )
+        if membership is None:
+            raise NotFound(f"{username} is not a member of @{acting.actor.username}")
+        await org_store.set_app_access(conn, membership.id, allow)
+        if not allow and membership.role == "agent":
+            await client_store.revoke_tokens_of_account(conn, account.id, actor_id=acting.actor.id)
+        await audit(conn, acting, "member.apps", member=username, allowed=allow)

@@ -21,6 +21,10 @@ async def set_membership_role(conn: Conn, membership_id: str, role: str) -> None
     await conn.execute(sa.update(memberships).where(memberships.c.id == membership_id).values(role=role))
 
 
+async def set_app_access(conn: Conn, membership_id: str, allow: bool) -> None:
+    await conn.execute(sa.update(memberships).where(memberships.c.id == membership_id).values(app_access=allow))
+
+
 async def delete_membership(conn: Conn, membership_id: str) -> None:
     await conn.execute(sa.delete(memberships).where(memberships.c.id == membership_id))
 
