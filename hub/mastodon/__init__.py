@@ -160,6 +160,8 @@ async def middleware(request: web.Request, handler):
             raise
         log.exception("client API request %s %s failed", request.method, path)
         resp = json_response({"error": "Something went wrong on our side; it has been logged"}, status=500)
+    if resp.status == 413 and not resp.prepared:
+        resp.force_close()  # the rest of an oversized body is not read: this connection cannot be reused
     if cors and not resp.prepared:
         for key, value in CORS_HEADERS.items():
             resp.headers.setdefault(key, value)

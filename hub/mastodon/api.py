@@ -188,7 +188,7 @@ async def update_credentials(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     caller.need("write:accounts")
     caller.acting.require("admin")  # an organization's profile is its admins'
-    params = await params_of(request, files=True)
+    params = await params_of(request, files=True, max_file=hub.cfg.max_attachment_bytes)
     changes: dict = {}
     if "display_name" in params:
         changes["name"] = str(params["display_name"] or "")[:100] or None
@@ -819,7 +819,7 @@ async def upload_media(request: web.Request) -> web.Response:
     caller.need("write:media")
     if request.content_length and request.content_length > hub.cfg.max_attachment_bytes + 64 * 1024:
         raise ApiError(413, f"File is larger than {hub.cfg.max_attachment_bytes // (1024 * 1024)} MB")
-    params = await params_of(request, files=True)
+    params = await params_of(request, files=True, max_file=hub.cfg.max_attachment_bytes)
     file = params.get("file")
     if not isinstance(file, tuple):
         raise ApiError(422, "Validation failed: File can't be blank")
@@ -847,7 +847,7 @@ async def update_media(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     caller.need("write:media")
     row = await _own_upload(hub, caller, request.match_info["id"])
-    params = await params_of(request, files=True)
+    params = await params_of(request, files=True, max_file=hub.cfg.max_attachment_bytes)
     if "description" in params:
         description = str(params.get("description") or "")[:1500] or None
         async with hub.db.write() as conn:

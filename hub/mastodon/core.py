@@ -131,7 +131,7 @@ async def caller_of(request: web.Request, *, required: bool = True, user: bool =
                   role=membership.role if membership is not None else "agent")
 
 
-async def params_of(request: web.Request, *, files: bool = False) -> dict:
+async def params_of(request: web.Request, *, files: bool = False, max_file: int = 0) -> dict:
     """Parameters from the query string and the body (JSON, urlencoded or multipart).
 
     ``key[]`` collects a list; ``a[b]`` and ``a[0][b]`` build the nested objects
@@ -169,7 +169,11 @@ async def params_of(request: web.Request, *, files: bool = False) -> dict:
             if part.filename is not None:
                 if not files:
                     raise ApiError(422, "this method takes no files")
-                data = await part.read(decode=False)
+                data = bytearray()
+                while chunk := await part.read_chunk(256 * 1024):  # not part.read(): that stops at client_max_size
+                    data.extend(chunk)
+                    if len(data) > max_file:
+                        raise ApiError(413, f"File is larger than {max_file // (1024 * 1024)} MB")
                 out[part.name] = (part.filename, part.headers.get("Content-Type", "application/octet-stream"),
                                   bytes(data))
                 continue
