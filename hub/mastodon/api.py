@@ -287,10 +287,10 @@ async def _search_actors(hub, q: str, *, resolve: bool, limit: int) -> list[sa.R
             actor = await _resolve(hub, q, resolve=resolve)
         if actor is not None:
             out[actor.id] = actor
-    async with hub.db.read() as conn:
-        for row in await client_store.search_local_actors(conn, q.split("@")[0] if "@" in q.strip("@") else q,
-                                                          limit=limit):
-            out.setdefault(row.id, row)
+    if "@" not in q.strip("@") and not q.startswith("http"):  # a name: accounts whose username or name match
+        async with hub.db.read() as conn:
+            for row in await client_store.search_local_actors(conn, q.strip("@"), limit=limit):
+                out.setdefault(row.id, row)
     return [a for a in out.values() if a.deleted_at is None][:limit]
 
 

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 STREAMS = ("user", "user:notification", "direct", "public", "public:local", "public:remote",
            "public:media", "public:local:media", "public:remote:media")
 POLL_S = 1.0
+HEARTBEAT_S = 5.0  # SSE comments that keep proxies from closing an idle stream (and let clients notice a close)
 OVERLAP_S = 5.0
 MAX_LIFETIME_S = 24 * 3600
 STOPPING_KEY = web.AppKey("streaming_stopping", asyncio.Event)
@@ -218,8 +219,11 @@ async def sse(request: web.Request) -> web.StreamResponse:
     try:
         while not stopping.is_set() and time.monotonic() < deadline:
             for event in await watcher.poll():
-                await resp.write(f"event: {event['event']}\ndata: {event['payload']}\n\n".encode())
-            if time.monotonic() - last_beat > 15:
+                # Our ids are not numbers: a deleted status's id goes as a JSON string, so that clients
+                # which parse every event's data as JSON (Mastodon.py) read it.
+                data = json.dumps(event["payload"]) if event["event"] == "delete" else event["payload"]
+                await resp.write(f"event: {event['event']}\ndata: {data}\n\n".encode())
+            if time.monotonic() - last_beat > HEARTBEAT_S:
                 await resp.write(b":thump\n\n")
                 last_beat = time.monotonic()
             try:

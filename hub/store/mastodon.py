@@ -261,10 +261,14 @@ async def home_timeline(conn: Conn, actor_id: str, *, max_id=None, since_id=None
     message of the conversations it takes part in."""
     in_timeline = sa.select(timeline.c.message_id).where(timeline.c.actor_id == actor_id)
     in_conversations = sa.select(conversation_states.c.conversation_id).where(conversation_states.c.actor_id == actor_id)
+    # what the accounts it follows wrote, also before the follow (Mastodon merges them into the feed too)
+    followed = sa.select(follows.c.followee_id).where(follows.c.follower_id == actor_id, follows.c.state == "accepted")
     stmt = sa.select(messages).where(
         *_live(), _not_muted(actor_id),
         sa.or_(messages.c.actor_id == actor_id, messages.c.id.in_(in_timeline),
-               messages.c.conversation_id.in_(in_conversations)),
+               messages.c.conversation_id.in_(in_conversations),
+               sa.and_(messages.c.actor_id.in_(followed),
+                       messages.c.visibility.in_(("public", "unlisted", "followers")))),
     )
     return await _rows(conn, _paged(stmt, max_id=max_id, since_id=since_id, min_id=min_id, limit=limit), min_id)
 

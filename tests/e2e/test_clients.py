@@ -1,0 +1,232 @@
+"""Real fediverse client software against real ``roundtable serve`` processes:
+``toot`` (its browser OAuth flow, with the code copied from the consent page)
+and ``Mastodon.py`` (a broad script over the client API, and its streaming
+listener). A customer on hub A writes to an organization on hub B from her
+app; the organization answers from its own app; she replies from hers."""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import re
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+import requests
+from mastodon import Mastodon, MastodonUnauthorizedError, StreamListener
+
+from tests.e2e.conftest import unique, wait_until
+
+pytestmark = pytest.mark.e2e
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+TOOT = [sys.executable, "-c", "import sys; from toot.cli import cli; sys.exit(cli())"]
+
+
+def png(width: int = 2, height: int = 2) -> bytes:
+    raw = b"".join(b"\x00" + b"\xff\x80\x00" * width for _ in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def add_actor(hub, username: str, kind: str) -> None:
+    hub.cli("actor", "add", username, "--kind", kind, "--email", f"{username}@example.org", "--password-stdin",
+            stdin="password123\n")
+
+
+def mastodon_py(hub, username: str, *, scopes=("read", "write", "follow", "push")) -> Mastodon:
+    client_id, secret = Mastodon.create_app(f"pytest-{username}", api_base_url=hub.base_url, scopes=list(scopes))
+    api = Mastodon(client_id=client_id, client_secret=secret, api_base_url=hub.base_url)
+    api.log_in(f"{username}@example.org", "password123", scopes=list(scopes), allow_http=True)
+    return api
+
+
+def approve_in_browser(hub, username: str, url: str) -> str:
+    """Sign in on the hub's pages and approve the app; return the code the page shows."""
+    s = requests.Session()
+    page = s.get(f"{hub.base_url}/login").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    r = s.post(f"{hub.base_url}/login", data={"csrf_token": csrf, "login": username, "password": "password123",
+                                              "next": "/home"})
+    assert r.status_code == 200
+    r = s.get(url)
+    assert r.status_code == 200 and "Authorize" in r.text, r.text[:500]
+    form = {k: html.unescape(v) for k, v in HIDDEN.findall(r.text)}
+    form["decision"] = "allow"
+    r = s.post(f"{hub.base_url}/oauth/authorize", data=form)
+    return re.search(r'id="oauth-code" class="code" value="([^"]+)"', r.text).group(1)
+
+
+class Toot:
+    def __init__(self, config_home: Path):
+        self.env = {**os.environ, "XDG_CONFIG_HOME": str(config_home), "NO_COLOR": "1", "TERM": "dumb",
+                    "COLUMNS": "200"}
+
+    def run(self, *args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([*TOOT, *args], env=self.env, input=stdin, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, f"toot {' '.join(args)}: {done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def login(self, hub, username: str) -> None:
+        proc = subprocess.Popen([*TOOT, "login", "--instance", hub.base_url], env=self.env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        seen = ""
+        while "Open link" not in seen:
+            ch = proc.stdout.read(1)
+            assert ch, f"toot login ended early: {seen}"
+            seen += ch
+        url = re.search(r"(http://\S+/oauth/authorize\S*)", seen).group(1)
+        code = approve_in_browser(hub, username, url)
+        out, _ = proc.communicate(f"n\n{code}\n", timeout=60)
+        assert proc.returncode == 0 and "Successfully logged in" in out, out
+
+
+def test_toot_and_mastodon_py_hold_a_conversation_across_two_hubs(hubs, tmp_path):
+    a, b = hubs
+    customer, org = unique("tootc"), unique("tooto")
+    add_actor(a, customer, "person")
+    add_actor(b, org, "organization")
+    toot = Toot(tmp_path / "toot")
+    toot.login(a, customer)
+    assert f"@{customer}" in toot.run("whoami")
+
+    # the customer writes to the organization on the other hub (its handle resolved by WebFinger)
+    out = toot.run("post", "--visibility", "direct", f"@{org}@{b.domain} my order 1234 has not arrived")
+    first_uri = re.search(r"(http://\S+/m/\S+)", out).group(1)
+
+    # the organization works it from Mastodon.py on hub B
+    agent = mastodon_py(b, org)
+    convs = wait_until(lambda: agent.conversations(), timeout=30, message="the conversation on hub B")
+    assert [acc["acct"] for acc in convs[0]["accounts"]] == [f"{customer}@{a.domain}"]
+    assert "order 1234" in convs[0]["last_status"]["content"] and convs[0]["unread"] is True
+    mention = wait_until(lambda: agent.notifications(types=["mention"]), timeout=30, message="a mention")
+    assert mention[0]["account"]["acct"] == f"{customer}@{a.domain}"
+    answer = agent.status_post("It left our warehouse today.", in_reply_to_id=convs[0]["last_status"]["id"],
+                               visibility="direct")
+    assert answer["in_reply_to_id"] == convs[0]["last_status"]["id"]
+
+    # the customer reads the answer in toot: notifications and the home timeline
+    wait_until(lambda: "warehouse" in toot.run("notifications"), timeout=30, message="the answer in toot")
+    timeline = toot.run("timeline", "--once", "--count", "10")
+    assert "warehouse" in timeline and "order 1234" in timeline
+
+    # and replies in the same thread, from toot
+    customer_api = mastodon_py(a, customer, scopes=("read",))
+    home = customer_api.timeline_home()
+    theirs = next(s for s in home if "warehouse" in s["content"])
+    toot.run("post", "--reply-to", theirs["id"], "--visibility", "direct", "Great, thank you!")
+    wait_until(lambda: "thank you" in agent.conversations()[0]["last_status"]["content"], timeout=30,
+               message="the reply on hub B")
+    ctx = agent.status_context(agent.conversations()[0]["last_status"]["id"])
+    texts = [s["content"] for s in ctx["ancestors"]]
+    assert any("order 1234" in t for t in texts) and any("warehouse" in t for t in texts)
+    # the conversation is the customer's: both hubs name hub A's collection as its context
+    mine = customer_api.status(theirs["id"])["roundtable"]["conversation"]
+    assert mine.startswith(a.base_url + "/c/") and first_uri.startswith(a.base_url)
+    assert agent.conversations()[0]["last_status"]["roundtable"]["conversation"] == mine
+
+
+def test_mastodon_py_over_the_client_api(hubs):
+    a, b = hubs
+    me, friend, org = unique("mpy"), unique("mpyf"), unique("mpyo")
+    add_actor(a, me, "person")
+    add_actor(a, friend, "person")
+    add_actor(b, org, "organization")
+    api = mastodon_py(a, me)
+    pal = mastodon_py(a, friend)
+    assert api.instance()["version"].startswith("4.") and api.instance_v2()["domain"] == a.domain
+    creds = api.account_verify_credentials()
+    assert creds["acct"] == me and "source" in creds
+    updated = api.account_update_credentials(display_name="Mia P.", note="Hello there",
+                                             fields=[("Home", "https://example.org")])
+    assert updated["display_name"] == "Mia P." and updated["fields"][0]["name"] == "Home"
+
+    media = api.media_post(io.BytesIO(png(5, 4)), mime_type="image/png", description="orange square", file_name="sq.png")
+    assert media["meta"]["original"]["width"] == 5
+    post = api.status_post("A picture", media_ids=[media["id"]], spoiler_text="colours", idempotency_key="one")
+    again = api.status_post("A picture", media_ids=[media["id"]], spoiler_text="colours", idempotency_key="one")
+    assert again["id"] == post["id"] and post["spoiler_text"] == "colours"
+    assert post["media_attachments"][0]["description"] == "orange square"
+    assert requests.get(post["media_attachments"][0]["url"], timeout=10).content == png(5, 4)
+
+    # a friend follows, favourites, boosts, replies; notifications say so
+    pal.account_follow(creds["id"])
+    pal.status_favourite(post["id"])
+    boost = pal.status_reblog(post["id"])
+    assert boost["reblog"]["id"] == post["id"]
+    reply = pal.status_post("Lovely", in_reply_to_id=post["id"])
+    kinds = {n["type"] for n in api.notifications()}
+    assert {"follow", "favourite", "reblog", "mention"} <= kinds, kinds
+    only = api.notifications(types=["favourite"])
+    assert [n["account"]["acct"] for n in only] == [friend]
+    assert [s["id"] for s in api.status_context(post["id"])["descendants"]] == [reply["id"]]
+    assert api.account_relationships(pal.me()["id"])[0]["followed_by"] is True
+    assert [acc["acct"] for acc in api.account_followers(creds["id"])] == [friend]
+    assert post["id"] in [s["id"] for s in pal.timeline_home()]
+    assert post["id"] in [s["id"] for s in api.timeline_local()]
+
+    # paging with Link headers, as the library follows them
+    for i in range(3):
+        api.status_post(f"page {i}")
+    first = api.account_statuses(creds["id"], limit=2)
+    second = api.fetch_next(first)
+    assert len(first) == 2 and second and str(second[0]["id"]) < str(first[-1]["id"])
+
+    # searching and following an organization on the other hub
+    found = api.search_v2(f"@{org}@{b.domain}", resolve=True)
+    assert [acc["acct"] for acc in found["accounts"]] == [f"{org}@{b.domain}"]
+    api.account_follow(found["accounts"][0]["id"])
+    wait_until(lambda: api.account_relationships(found["accounts"][0]["id"])[0]["following"], timeout=30,
+               message="the remote follow accepted")
+
+    # what clients ask for at start-up
+    assert api.preferences()["posting:default:visibility"] == "public"
+    assert api.filters() == [] and api.lists() == [] and api.custom_emojis() == [] and api.announcements() == []
+    assert api.bookmarks() == [] and [s["id"] for s in pal.favourites()] == [post["id"]]
+    api.markers_set(["home"], [post["id"]])
+    assert api.markers_get(["home"])["home"]["last_read_id"] == post["id"]
+
+    # edit, delete, revoke
+    edited = api.status_update(post["id"], "A picture (edited)")
+    assert "edited" in edited["content"] and edited["edited_at"]
+    assert api.status_delete(post["id"])["text"] == "A picture (edited)"
+    api.revoke_access_token(allow_http=True)
+    with pytest.raises(MastodonUnauthorizedError):
+        api.account_verify_credentials()
+
+
+def test_mastodon_py_streaming_receives_a_direct_message_live(hubs):
+    a, _b = hubs
+    customer, org = unique("strc"), unique("stro")
+    add_actor(a, customer, "person")
+    add_actor(a, org, "organization")
+    agent = mastodon_py(a, org, scopes=("read", "write"))
+    writer = mastodon_py(a, customer, scopes=("read", "write"))
+    events: list[tuple[str, dict]] = []
+
+    class Listener(StreamListener):
+        def on_update(self, status):
+            events.append(("update", status))
+
+        def on_notification(self, notification):
+            events.append(("notification", notification))
+
+    handle = agent.stream_user(Listener(), run_async=True, reconnect_async=False)
+    try:
+        time.sleep(1.0)
+        dm = writer.status_post(f"@{org} is anyone there?", visibility="direct")
+        wait_until(lambda: {"update", "notification"} <= {kind for kind, _ in events}, timeout=20,
+                   message="the live events")
+        assert any(kind == "update" and s["id"] == dm["id"] for kind, s in events)
+        assert any(kind == "notification" and n["status"]["id"] == dm["id"] for kind, n in events)
+    finally:
+        handle.close()
