@@ -209,8 +209,8 @@ async def sign_out(hub: Hub, token: str | None) -> None:
 
 
 async def sign_up(hub: Hub, *, username: str, password: str, email: str | None, name: str | None,
-                  invitation: str | None, user_agent: str | None) -> tuple[sa.Row, str]:
-    """A new customer (a ``Person``) and their login, signed in."""
+                  invitation: str | None, user_agent: str | None, session: bool = True) -> tuple[sa.Row, str | None]:
+    """A new customer (a ``Person``) and their login, signed in (unless ``session`` is false)."""
     from hub import actors
 
     now = utcnow()
@@ -228,7 +228,7 @@ async def sign_up(hub: Hub, *, username: str, password: str, email: str | None, 
         account = await actor_store.get_account_by_username(conn, actor.username)
         if not hub.cfg.signups and not await web_store.use_invitation(conn, digest(invitation.strip()), account.id, now):
             raise Forbidden("this invitation was used meanwhile")
-    token = await start_session(hub, account.id, user_agent=user_agent)
+    token = await start_session(hub, account.id, user_agent=user_agent) if session else None
     return account, token
 
 
@@ -316,7 +316,7 @@ async def reset_account(hub: Hub, token: str) -> sa.Row | None:
 
 
 async def finish_reset(hub: Hub, token: str, new: str, *, user_agent: str | None) -> tuple[sa.Row, str]:
-    """Set the new password (every session ends) and sign in; the link works once."""
+    """Set the new password (every session and app token ends) and sign in; the link works once."""
     from hub.actors import hash_password
 
     if len(new) < 8:
@@ -331,5 +331,8 @@ async def finish_reset(hub: Hub, token: str, new: str, *, user_agent: str | None
             raise Forbidden("this link has expired or was used already: ask for a new one")
         await web_store.set_password_hash(conn, reset.account_id, new_hash)
         await web_store.delete_sessions_of(conn, reset.account_id)
+        from hub.store import mastodon as client_store  # and every app's token: whoever had the password is out
+
+        await client_store.revoke_tokens_of_account(conn, reset.account_id)
         account = await actor_store.get_account_by_id(conn, reset.account_id)
     return account, await start_session(hub, account.id, user_agent=user_agent)

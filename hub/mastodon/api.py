@@ -1159,3 +1159,148 @@ async def serve_upload(request: web.Request) -> web.StreamResponse:
                                            "Cache-Control": "public, max-age=604800, immutable",
                                            "Content-Security-Policy": "default-src 'none'; sandbox",
                                            "Access-Control-Allow-Origin": "*"})
+
+
+# --- grouped notifications (Mastodon 4.3's /api/v2/notifications) -----------------------------
+# Each notification is its own group (``ungrouped-{id}``), which the API allows: clients that
+# group (Phanpy, Elk, Ice Cubes) show them one by one.
+
+
+def _group_of(data: dict) -> dict:
+    return {"group_key": data["group_key"], "notifications_count": 1, "type": data["type"],
+            "most_recent_notification_id": data["id"], "page_min_id": data["id"], "page_max_id": data["id"],
+            "latest_page_notification_at": data["created_at"], "sample_account_ids": [data["account"]["id"]],
+            "status_id": data["status"]["id"] if data.get("status") else None}
+
+
+async def grouped_notifications(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    caller = await caller_of(request)
+    caller.need("read:notifications")
+    params = await params_of(request)
+    types = [str(t) for t in as_list(params.get("types"))]
+    exclude = [str(t) for t in as_list(params.get("exclude_types"))]
+    async with hub.db.read() as conn:
+        rows = await client_store.list_notifications(
+            conn, caller.actor.id, types=types, exclude=exclude, account_id=params.get("account_id"),
+            limit=limit_of(params, 40, 80), **paging(params))
+        view = View(hub, conn, caller.actor)
+        items = [n for n in [await view.notification(r) for r in rows] if n is not None]
+    accounts, statuses = {}, {}
+    for n in items:
+        accounts[n["account"]["id"]] = n["account"]
+        if n.get("status"):
+            statuses[n["status"]["id"]] = n["status"]
+    return json_response({"accounts": list(accounts.values()), "statuses": list(statuses.values()),
+                          "notification_groups": [_group_of(n) for n in items]},
+                         headers=link_header(request, [r.id for r in rows], params))
+
+
+def _ungrouped_id(group_key: str) -> str:
+    return group_key.removeprefix("ungrouped-")
+
+
+async def grouped_notification(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    caller = await caller_of(request)
+    caller.need("read:notifications")
+    async with hub.db.read() as conn:
+        row = await client_store.get_notification(conn, caller.actor.id, _ungrouped_id(request.match_info["key"]))
+        data = await View(hub, conn, caller.actor).notification(row) if row is not None else None
+    if data is None:
+        raise _not_found()
+    return json_response({"accounts": [data["account"]], "statuses": [data["status"]] if data["status"] else [],
+                          "notification_groups": [_group_of(data)]})
+
+
+async def dismiss_group(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    caller = await caller_of(request)
+    caller.need("write:notifications")
+    async with hub.db.write() as conn:
+        if not await client_store.delete_notifications(conn, caller.actor.id, _ungrouped_id(request.match_info["key"])):
+            raise _not_found()
+    return json_response({})
+
+
+async def notifications_policy(request: web.Request) -> web.Response:
+    """Nothing is filtered into notification requests here: every notification is accepted."""
+    caller = await caller_of(request)
+    caller.need("read:notifications")
+    v2 = request.path.startswith("/api/v2/")
+    policy = ({"for_not_following": "accept", "for_not_followers": "accept", "for_new_accounts": "accept",
+               "for_private_mentions": "accept", "for_limited_accounts": "accept"} if v2 else
+              {"filter_not_following": False, "filter_not_followers": False, "filter_new_accounts": False,
+               "filter_private_mentions": False})
+    return json_response({**policy, "summary": {"pending_requests_count": 0, "pending_notifications_count": 0}})
+
+
+async def tag(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    await caller_of(request, required=False, user=False)
+    name = request.match_info["tag"].lstrip("#")[:100]
+    return json_response({"name": name, "url": f"{hub.cfg.base_url}/tags/{name}", "history": [],
+                          "following": False})
+
+
+async def register(request: web.Request) -> web.Response:
+    """``POST /api/v1/accounts``: sign up from an app (with the app's own token, as Mastodon asks),
+    under the same rules as the sign-up page (open, or by invitation: ``invite_code``)."""
+    hub = _hub(request)
+    caller = await caller_of(request, user=False)
+    caller.need("write:accounts")
+    params = await params_of(request)
+    if not as_bool(params.get("agreement")):
+        raise ApiError(422, "Validation failed: you must agree to the server's rules (agreement=true)")
+    username, password = str(params.get("username") or ""), str(params.get("password") or "")
+    if not username or not password:
+        raise ApiError(422, "Validation failed: username and password are required")
+    from hub import sessions
+
+    try:
+        account, _ = await sessions.sign_up(hub, username=username, password=password,
+                                            email=str(params.get("email") or "") or None, name=None,
+                                            invitation=str(params.get("invite_code") or "") or None,
+                                            user_agent=request.headers.get("User-Agent"), session=False)
+    except HubError as exc:
+        raise ApiError(403 if exc.status == 403 else 422, f"Validation failed: {exc.safe}"
+                       if exc.status != 403 else exc.safe) from None
+    async with hub.db.read() as conn:
+        actor = await actor_store.get_local_actor(conn, account.username)
+        app = await client_store.get_app(conn, caller.token.app_id)
+    from hub.mastodon import oauth
+
+    scopes = caller.token.scopes.split()
+    data = await oauth._issue(hub, app=app, account_id=account.id, actor_id=actor.id, scopes=scopes)
+    return json_response(data)
+
+
+async def many_statuses(request: web.Request) -> web.Response:
+    """``GET /api/v1/statuses?id[]=...``: those the caller may see, in the order asked."""
+    hub = _hub(request)
+    caller = await caller_of(request, required=False, user=False)
+    viewer = caller.actor if caller else None
+    ids = [str(i) for i in as_list((await params_of(request)).get("id"))][:40]
+    async with hub.db.read() as conn:
+        rows = []
+        for i in ids:
+            try:
+                rows.append(await _visible_status(conn, i, viewer))
+            except ApiError:
+                continue
+        return json_response(await View(hub, conn, viewer).statuses(rows))
+
+
+async def many_accounts(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    caller = await caller_of(request, required=False, user=False)
+    ids = [str(i) for i in as_list((await params_of(request)).get("id"))][:40]
+    async with hub.db.read() as conn:
+        view = View(hub, conn, caller.actor if caller else None)
+        out = []
+        for i in ids:
+            try:
+                out.append(await view.account(await _actor(conn, i)))
+            except ApiError:
+                continue
+    return json_response(out)

@@ -5,8 +5,10 @@ with an accessibility check (axe-core from npm, run in the page)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -167,8 +169,17 @@ async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads
         await staff.get_by_role("button", name="Block").click()
         await staff.get_by_text("spam.example is blocked").wait_for()
 
+        # a fediverse app asks to use the customer's account: the consent page (also in a phone's web view)
+        req = urllib.request.Request(f"{a.base_url}/api/v1/apps", method="POST", headers={
+            "Content-Type": "application/json"}, data=json.dumps({
+                "client_name": "Phone app", "redirect_uris": "com.example.app:/oauth", "scopes": "read write"}).encode())
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            client_id = json.loads(resp.read())["client_id"]
+        consent_url = (f"{a.base_url}/oauth/authorize?response_type=code&client_id={client_id}"
+                       "&redirect_uri=com.example.app:/oauth&scope=read+write")
+
         # every main page passes an automated accessibility check
-        for p, url in ((page, a.base_url + "/"), (page, a.base_url + "/home"), (page, customer_url),
+        for p, url in ((page, consent_url), (page, a.base_url + "/"), (page, a.base_url + "/home"), (page, customer_url),
                        (staff, f"{b.base_url}/inbox/{acme}"), (staff, staff.url), (page, f"{a.base_url}/inbox/{alice}/new"),
                        (staff, f"{b.base_url}/settings/actor/{acme}"), (page, f"{a.base_url}/settings/password"),
                        (page, f"{a.base_url}/settings/notifications"), (staff, f"{b.base_url}/admin"),
@@ -183,7 +194,7 @@ async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads
             assert violations == [], f"{url}: {violations}"
         await anon.close()
         # a phone's width: nothing wider than the screen, on the pages people use on the move
-        for p, url in ((page, customer_url), (page, a.base_url + "/"), (staff, f"{b.base_url}/inbox/{acme}"),
+        for p, url in ((page, customer_url), (page, consent_url), (page, a.base_url + "/"), (staff, f"{b.base_url}/inbox/{acme}"),
                        (staff, f"{b.base_url}/settings/actor/{acme}")):
             await p.set_viewport_size({"width": 360, "height": 740})
             await p.goto(url)

@@ -319,7 +319,9 @@ async def test_startup_endpoints_answer_and_unknown_ones_are_json_404(world):
                  "/api/v1/trends/tags", "/api/v1/trends/statuses", "/api/v1/trends/links", "/api/v1/follow_requests",
                  "/api/v1/conversations", "/api/v1/notifications", "/api/v1/scheduled_statuses",
                  "/api/v1/featured_tags", "/api/v2/suggestions", "/api/v1/instance/peers", "/api/v1/domain_blocks",
-                 "/api/v1/instance", "/api/v2/instance", "/api/v1/timelines/home/", "/api/v1/streaming/health"):
+                 "/api/v1/instance", "/api/v2/instance", "/api/v1/timelines/home/", "/api/v1/streaming/health",
+                 "/api/v2/notifications", "/api/v1/notifications/policy", "/api/v2/notifications/policy",
+                 "/api/v1/notifications/requests", "/api/v1/tags/cats", "/api/v1/timelines/tag/cats"):
         status, body, _ = await c.call("GET", path)
         assert status == 200, (path, body)
     status, body, _ = await c.call("GET", "/api/v1/no_such_thing")
@@ -407,6 +409,10 @@ async def test_direct_messages_are_conversations_with_notifications(world):
     assert [(n["type"], n["account"]["acct"], n["status"]["id"]) for n in notes] == [("mention", "alice", dm["id"])]
     status, none, _ = await acme.call("GET", "/api/v1/notifications", params={"exclude_types[]": "mention"})
     assert none == []
+    status, grouped, _ = await acme.call("GET", "/api/v2/notifications")  # Mastodon 4.3's grouped form
+    assert [(g["type"], g["status_id"], g["notifications_count"]) for g in grouped["notification_groups"]] == [
+        ("mention", dm["id"], 1)]
+    assert [a["acct"] for a in grouped["accounts"]] == ["alice"] and grouped["statuses"][0]["id"] == dm["id"]
     # bob, not a participant, sees nothing
     status, _, _ = await bob.call("GET", f"/api/v1/statuses/{dm['id']}")
     assert status == 404
@@ -715,3 +721,50 @@ async def test_web_push_is_encrypted_for_the_subscriber_and_signed_with_vapid(wo
         assert status == 422
     finally:
         await runner.cleanup()
+
+
+async def test_sign_up_from_an_app_follows_the_instance_rules(world):
+    hub, client, app, _tokens = world
+    status, body, _ = await client.call("POST", "/oauth/token", token=None, data={
+        "client_id": app["client_id"], "client_secret": app["client_secret"], "grant_type": "client_credentials",
+        "scope": "read write"})
+    app_token = body["access_token"]
+    status, err, _ = await client.call("POST", "/api/v1/accounts", token=app_token, json_body={
+        "username": "newbie", "password": "a long password", "email": "newbie@example.org"})
+    assert status == 422 and "agreement" in err["error"]
+    status, token, _ = await client.call("POST", "/api/v1/accounts", token=app_token, json_body={
+        "username": "newbie", "password": "a long password", "email": "newbie@example.org", "agreement": True})
+    assert status == 200, token
+    status, me, _ = await client.call("GET", "/api/v1/accounts/verify_credentials", token=token["access_token"])
+    assert me["username"] == "newbie" and me["roundtable"]["type"] == "Person"
+    status, err, _ = await client.call("POST", "/api/v1/accounts", token=app_token, json_body={
+        "username": "newbie", "password": "a long password", "agreement": "true"})
+    assert status == 422  # taken
+    status, err, _ = await client.call("POST", "/api/v1/accounts", token=None, json_body={
+        "username": "other", "password": "a long password", "agreement": True})
+    assert status == 401
+    # several at once
+    status, many, _ = await client.call("GET", "/api/v1/accounts", token=app_token,
+                                        params=[("id[]", me["id"]), ("id[]", "01aaaaaaaaaaaaaaaaaaaaaaaa")])
+    assert [a["username"] for a in many] == ["newbie"]
+
+
+async def test_a_password_reset_ends_every_app_token(world):
+    import datetime as dt
+
+    from hub.store import actors as actor_store
+    from hub.store import web as web_store
+    from hub.store.base import utcnow
+
+    hub, client, _app, tokens = world
+    async with hub.db.write() as conn:
+        account = await actor_store.get_account_by_username(conn, "alice")
+        await web_store.put_reset(conn, token_hash=sessions.digest("reset-token"), account_id=account.id,
+                                  expires_at=utcnow() + dt.timedelta(hours=1))
+    status, _, _ = await client.call("GET", "/api/v1/accounts/verify_credentials", token=tokens["alice"])
+    assert status == 200
+    await sessions.finish_reset(hub, "reset-token", "a brand new password", user_agent=None)
+    status, _, _ = await client.call("GET", "/api/v1/accounts/verify_credentials", token=tokens["alice"])
+    assert status == 401
+    status, _, _ = await client.call("GET", "/api/v1/accounts/verify_credentials", token=tokens["bob"])
+    assert status == 200
