@@ -8,6 +8,7 @@ import logging
 import signal
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from hub import web as pages
 from hub.config import Config
@@ -15,6 +16,15 @@ from hub.context import Hub
 from hub.db import migrate
 
 log = logging.getLogger(__name__)
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """The access log without query strings: clients may send a token (``access_token``) or OAuth
+    parameters there, and secrets are never logged."""
+
+    def log(self, request, response, time: float) -> None:
+        self.logger.info('%s "%s %s" %s %s %.3fs', request.remote, request.method, request.path, response.status,
+                         response.body_length, time)
 
 
 def setup_logging(cfg: Config) -> None:
@@ -82,7 +92,8 @@ async def serve(cfg: Config, *, stop: asyncio.Event | None = None) -> None:
     """``roundtable serve``: the web server and, by default, the job workers."""
     hub = await open_hub(cfg)
     app = create_app(hub)
-    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if cfg.access_log else None)
+    runner = web.AppRunner(app, access_log=logging.getLogger("aiohttp.access") if cfg.access_log else None,
+                           access_log_class=PathOnlyAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, cfg.listen_host, cfg.listen_port, reuse_address=True, backlog=1024)
     stop = stop or asyncio.Event()

@@ -47,6 +47,10 @@ class Config:
     log_level: str = "INFO"
     access_log: bool = False
     """Log every HTTP request (a reverse proxy usually does this already)."""
+    secret_key: str = dataclasses.field(default="", repr=False)  # a secret: never in logs or reprs
+    """Seals what is kept but must not be readable from the database alone (the access token a Web
+    Push payload carries). Empty: one is made in the data directory (``secret.key``); set it when
+    several machines share one database."""
     workers: bool = True
     """Run the job workers inside ``roundtable serve``."""
     worker_concurrency: int = 64

@@ -37,7 +37,12 @@ def is_id(value: str) -> bool:
 
 def floor_id(seconds: float) -> str:
     """The smallest id minted at ``seconds`` since the epoch: ``id > floor_id(t)`` is "made after t"."""
-    value = int(seconds * 1000) << 80
+    return floor_id_ms(int(seconds * 1000))
+
+
+def floor_id_ms(ms: int) -> str:
+    """The smallest id minted in millisecond ``ms`` since the epoch."""
+    value = ms << 80
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

@@ -86,7 +86,15 @@ async def post_note(
             text = " ".join(missing) + " " + text
         to, cc = addressing.audience(visibility, followers_uri=author.followers_uri, mentions=list(mentioned))
         message_id = new_id()
-        if in_reply_to is not None and in_reply_to.conversation_id:
+        inherit = in_reply_to is not None and in_reply_to.conversation_id
+        if inherit:
+            # Someone outside a customer's conversation (a published one, say) answering in it starts a
+            # thread of their own: only participants write in a conversation.
+            from hub.store import conversations as conv_store
+
+            participants = await conv_store.list_participants(conn, in_reply_to.conversation_id)
+            inherit = not participants or any(p.id == author.id for p in participants)
+        if inherit:
             conversation_id = in_reply_to.conversation_id
         else:
             conv_id = new_id()

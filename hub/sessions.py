@@ -247,6 +247,9 @@ async def change_password(hub: Hub, account_id: str, current: str, new: str, *, 
     new_hash = await asyncio.to_thread(hash_password, new)
     async with hub.db.write() as conn:
         await web_store.set_password_hash(conn, account_id, new_hash)
+        from hub.store import mastodon as client_store  # apps signed in with the old password sign in again
+
+        await client_store.revoke_tokens_of_account(conn, account_id)
         return await web_store.delete_sessions_of(conn, account_id, keep=digest(keep_token) if keep_token else None)
 
 

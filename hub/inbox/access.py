@@ -127,6 +127,9 @@ async def remove_member(hub: Hub, acting: Acting, username: str) -> None:
         if membership.role == "owner" and await org_store.count_owners(conn, acting.actor.id) <= 1:
             raise UsageError("the last owner cannot be removed")
         await org_store.delete_membership(conn, membership.id)
+        from hub.store import mastodon as client_store
+
+        await client_store.revoke_tokens_of_account(conn, account.id, actor_id=acting.actor.id)  # its apps too
         await audit(conn, acting, "member.remove", member=username)
 
 

@@ -22,6 +22,7 @@ from hub.errors import HubError
 from hub.ids import is_id, new_id
 from hub.inbox import conversations as conv_service
 from hub.inbox import state as state_service
+from hub.inbox.access import audit
 from hub.mastodon import entities, push
 from hub.mastodon.core import (
     HUB_KEY,
@@ -36,6 +37,8 @@ from hub.mastodon.core import (
     link_header,
     paging,
     params_of,
+    text_param,
+    viewer_of,
 )
 from hub.mastodon.entities import VISIBILITY_IN, View
 from hub.store import actors as actor_store
@@ -191,11 +194,11 @@ async def update_credentials(request: web.Request) -> web.Response:
     params = await params_of(request, files=True, max_file=hub.cfg.max_attachment_bytes)
     changes: dict = {}
     if "display_name" in params:
-        changes["name"] = str(params["display_name"] or "")[:100] or None
+        changes["name"] = text_param(params, "display_name")[:100] or None
     if "note" in params:
         from hub.text import plain_to_html
 
-        note = str(params["note"] or "")
+        note = text_param(params, "note")
         if len(note) > 500:
             raise ApiError(422, "Validation failed: Note is too long (maximum is 500 characters)")
         changes["summary"] = plain_to_html(note) if note else None
@@ -205,12 +208,17 @@ async def update_credentials(request: web.Request) -> web.Response:
         changes["discoverable"] = as_bool(params["discoverable"])
     if "fields_attributes" in params:
         fields = [f for f in as_list(params["fields_attributes"]) if isinstance(f, dict)]
-        changes["fields"] = [{"name": str(f.get("name") or ""), "value": str(f.get("value") or "")}
+        changes["fields"] = [{"name": text_param(f, "name"), "value": text_param(f, "value")}
                              for f in fields if (f.get("name") or f.get("value"))]
     avatar = params.get("avatar")
     if isinstance(avatar, tuple):
         upload = await _store_upload(hub, caller, avatar, description=None)
         changes["icon_url"] = f"{hub.cfg.base_url}/media/u/{upload.id}/{upload.filename}"
+    header = params.get("header")
+    if isinstance(header, tuple):  # shown to apps; kept in the actor's local settings
+        upload = await _store_upload(hub, caller, header, description=None)
+        await actors_mod.update_settings(hub, caller.actor, {
+            "header_url": f"{hub.cfg.base_url}/media/u/{upload.id}/{upload.filename}"})
     try:
         actor = await actors_mod.update_profile(hub, caller.actor, **changes) if changes else caller.actor
     except HubError as exc:
@@ -221,7 +229,7 @@ async def update_credentials(request: web.Request) -> web.Response:
 
 async def get_account(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:accounts")
     async with hub.db.read() as conn:
         actor = await _actor(conn, request.match_info["id"])
         return json_response(await View(hub, conn, caller.actor if caller else None).account(actor))
@@ -247,11 +255,11 @@ async def _resolve(hub, handle: str, *, resolve: bool) -> sa.Row | None:
 
 async def lookup_account(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:accounts")
     acct = request.query.get("acct", "")
     if not acct:
         raise ApiError(400, "acct is required")
-    actor = await _resolve(hub, acct, resolve=True)
+    actor = await _resolve(hub, acct, resolve=caller is not None)  # only a signed-in caller makes us fetch
     if actor is None:
         raise _not_found()
     async with hub.db.read() as conn:
@@ -296,7 +304,7 @@ async def _search_actors(hub, q: str, *, resolve: bool, limit: int) -> list[sa.R
 
 async def account_statuses(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:statuses")
     viewer = caller.actor if caller else None
     params = await params_of(request)
     async with hub.db.read() as conn:
@@ -371,7 +379,12 @@ async def account_action(request: web.Request) -> web.Response:
         elif action == "mute":
             if target.id == me.id:
                 raise ApiError(422, "you cannot mute yourself")
-            duration = int(params.get("duration") or 0)
+            try:
+                duration = int(text_param(params, "duration", default="0") or 0)
+            except ValueError:
+                raise ApiError(422, "Validation failed: duration must be a number of seconds") from None
+            if not 0 <= duration <= 10 * 365 * 86400:
+                raise ApiError(422, "Validation failed: duration must be between 0 and ten years")
             expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=duration) if duration > 0 else None
             async with hub.db.write() as conn:
                 await client_store.put_mute(conn, me.id, target.id,
@@ -389,7 +402,7 @@ async def account_action(request: web.Request) -> web.Response:
 
 async def follow_list(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:accounts")
     params = await params_of(request)
     followers = request.match_info["which"] == "followers"
     limit = limit_of(params, 40, 80)
@@ -526,24 +539,24 @@ async def create_status(request: web.Request) -> web.Response:
         raise ApiError(422, "Validation failed: scheduled statuses are not supported here")
     if params.get("poll"):
         raise ApiError(422, "Validation failed: polls are not supported here")
-    text = str(params.get("status") or "")
+    text = text_param(params, "status")
     media_ids = as_list(params.get("media_ids"))
     if not text.strip() and not media_ids:
         raise ApiError(422, "Validation failed: Text can't be blank")
     if len(text) > outbox.MAX_TEXT:
         raise ApiError(422, f"Validation failed: Text character limit of {outbox.MAX_TEXT} exceeded")
-    visibility_in = str(params.get("visibility") or "public")
+    visibility_in = text_param(params, "visibility") or "public"
     if visibility_in not in VISIBILITY_IN:
         raise ApiError(422, f"Validation failed: visibility {visibility_in!r} is not one of "
                             f"{', '.join(VISIBILITY_IN)}")
     visibility = VISIBILITY_IN[visibility_in]
-    spoiler = str(params.get("spoiler_text") or "").strip() or None
+    spoiler = text_param(params, "spoiler_text").strip()[:500] or None
     files = await _uploads_for(hub, caller, media_ids)
     parent = None
     if params.get("in_reply_to_id"):
         async with hub.db.read() as conn:
             try:
-                parent = await _visible_status(conn, str(params["in_reply_to_id"]), caller.actor)
+                parent = await _visible_status(conn, text_param(params, "in_reply_to_id"), caller.actor)
             except ApiError:
                 raise ApiError(404, "Record not found: the status replied to") from None
     mentioned = await _mentioned(hub, text)
@@ -567,6 +580,9 @@ async def create_status(request: web.Request) -> web.Response:
             stored = await conv_service.store_files(hub, files)
             message = await outbox.post_note(hub, caller.actor, text, visibility=visibility, recipients=mentioned,
                                              in_reply_to=parent, summary=spoiler, files=stored)
+        if as_bool(params.get("sensitive")) and not message.sensitive:  # media behind a warning, no spoiler text
+            async with hub.db.write() as conn:
+                await msg_store.update_message(conn, message.id, {"sensitive": True})
     except HubError as exc:
         raise ApiError(exc.status if exc.status in (403, 404, 413) else 422, f"Validation failed: {exc.safe}") from None
     async with hub.db.write() as conn:
@@ -586,7 +602,7 @@ async def _is_roundtable_conversation(hub, conversation_id: str) -> bool:
 
 async def get_status(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:statuses")
     viewer = caller.actor if caller else None
     async with hub.db.read() as conn:
         row = await _visible_status(conn, request.match_info["id"], viewer)
@@ -608,7 +624,7 @@ async def edit_status(request: web.Request) -> web.Response:
     caller.acting.require("agent")
     row = await _own_status(hub, caller, request.match_info["id"])
     params = await params_of(request)
-    text = str(params.get("status") or "")
+    text = text_param(params, "status")
     if not text.strip():
         raise ApiError(422, "Validation failed: Text can't be blank")
     try:
@@ -616,7 +632,7 @@ async def edit_status(request: web.Request) -> web.Response:
     except HubError as exc:
         raise ApiError(422, f"Validation failed: {exc.safe}") from None
     if "spoiler_text" in params or "sensitive" in params:
-        spoiler = str(params.get("spoiler_text") or "").strip() or None
+        spoiler = text_param(params, "spoiler_text").strip()[:500] or None
         async with hub.db.write() as conn:
             await msg_store.update_message(conn, row.id, {"summary": spoiler, "sensitive": bool(spoiler) or as_bool(
                 params.get("sensitive"))})
@@ -648,7 +664,7 @@ async def status_source(request: web.Request) -> web.Response:
 
 async def status_history(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:statuses")
     viewer = caller.actor if caller else None
     async with hub.db.read() as conn:
         row = await _visible_status(conn, request.match_info["id"], viewer)
@@ -660,7 +676,7 @@ async def status_history(request: web.Request) -> web.Response:
 
 async def status_context(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:statuses")
     viewer = caller.actor if caller else None
     vid, vuri = (viewer.id, viewer.uri) if viewer else (None, None)
     async with hub.db.read() as conn:
@@ -702,8 +718,15 @@ async def status_action(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     kinds = {"favourite": ("like", False), "unfavourite": ("like", True), "reblog": ("announce", False),
              "unreblog": ("announce", True)}
-    if action in ("bookmark", "unbookmark", "pin", "unpin", "mute", "unmute"):
-        caller.need("write:bookmarks" if "bookmark" in action else "write:accounts")
+    if action in ("bookmark", "unbookmark"):
+        caller.need("write:bookmarks")
+        async with hub.db.write() as conn:
+            row = await _visible_status(conn, request.match_info["id"], caller.actor)
+            await client_store.set_bookmark(conn, caller.actor.id, row.id, action == "bookmark")
+        async with hub.db.read() as conn:
+            return json_response(await View(hub, conn, caller.actor).status(row))
+    if action in ("pin", "unpin", "mute", "unmute"):
+        caller.need("write:accounts")
         raise ApiError(422, f"{action} is not supported here yet")
     if action not in kinds:
         raise _not_found()
@@ -729,7 +752,7 @@ async def status_action(request: web.Request) -> web.Response:
 
 async def status_reactors(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:accounts")
     viewer = caller.actor if caller else None
     kind = "like" if request.match_info["which"] == "favourited_by" else "announce"
     async with hub.db.read() as conn:
@@ -823,7 +846,7 @@ async def upload_media(request: web.Request) -> web.Response:
     file = params.get("file")
     if not isinstance(file, tuple):
         raise ApiError(422, "Validation failed: File can't be blank")
-    upload = await _store_upload(hub, caller, file, description=params.get("description"))
+    upload = await _store_upload(hub, caller, file, description=text_param(params, "description") or None)
     return json_response(entities.attachment(hub, upload))
 
 
@@ -849,7 +872,7 @@ async def update_media(request: web.Request) -> web.Response:
     row = await _own_upload(hub, caller, request.match_info["id"])
     params = await params_of(request, files=True, max_file=hub.cfg.max_attachment_bytes)
     if "description" in params:
-        description = str(params.get("description") or "")[:1500] or None
+        description = text_param(params, "description")[:1500] or None
         async with hub.db.write() as conn:
             await client_store.update_upload(conn, row.id, {"description": description})
             if row.message_id:
@@ -877,7 +900,7 @@ async def home_timeline(request: web.Request) -> web.Response:
 
 async def public_timeline(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:statuses")
     viewer = caller.actor if caller else None
     params = await params_of(request)
     local = True if as_bool(params.get("local")) else (False if as_bool(params.get("remote")) else None)
@@ -913,7 +936,7 @@ async def _conversation_json(view: View, state_row: sa.Row, unread: int) -> dict
     last = None
     if state_row.last_message_id:
         message = await msg_store.get_message_by_id(conn, state_row.last_message_id)
-        if message is not None and message.deleted_at is None:
+        if message is not None and message.deleted_at is None and message.removed_at is None:
             last = await view.status(message)
     return {"id": state_row.conversation_id, "unread": unread > 0, "accounts": accounts, "last_status": last}
 
@@ -935,6 +958,8 @@ async def list_conversations(request: web.Request) -> web.Response:
         unread = await conv_store.unread_counts(conn, rows, caller.account.id)
         view = View(hub, conn, caller.actor)
         out = [await _conversation_json(view, r, unread.get(r.id, 0)) for r in rows]
+    async with hub.db.write() as conn:  # a member's reads are in the actor's audit log, from an app as from the web
+        await audit(conn, caller.acting, "inbox.list", via="client-api")
     return json_response(out, headers=link_header(request, [r.conversation_id for r in rows], {}))
 
 
@@ -952,6 +977,7 @@ async def read_conversation(request: web.Request) -> web.Response:
     async with hub.db.write() as conn:
         state = await _state_of(conn, caller, request.match_info["id"])
         await conv_store.mark_read(conn, state.id, caller.account.id, dt.datetime.now(dt.timezone.utc))
+        await audit(conn, caller.acting, "conversation.read", conversation_id=state.conversation_id, via="client-api")
     async with hub.db.read() as conn:
         rows = await conv_store.list_inbox(conn, caller.actor.id, conversation_id=state.conversation_id, limit=1)
         return json_response(await _conversation_json(View(hub, conn, caller.actor), rows[0], 0))
@@ -1021,7 +1047,8 @@ async def dismiss_notification(request: web.Request) -> web.Response:
     if not notification_id:
         notification_id = str((await params_of(request)).get("id") or "")
     async with hub.db.write() as conn:
-        if not await client_store.delete_notifications(conn, caller.actor.id, notification_id):
+        row = await client_store.get_notification(conn, caller.actor.id, notification_id)
+        if row is None or not await client_store.delete_notifications(conn, caller.actor.id, row.id):
             raise _not_found()
     return json_response({})
 
@@ -1108,7 +1135,7 @@ async def set_markers(request: web.Request) -> web.Response:
     async with hub.db.write() as conn:
         for name in ("home", "notifications"):
             value = params.get(name)
-            last = value.get("last_read_id") if isinstance(value, dict) else None
+            last = text_param(value, "last_read_id") if isinstance(value, dict) else None
             if last:
                 await client_store.set_marker(conn, caller.account.id, caller.actor.id, name, str(last)[:64])
         rows = await client_store.get_markers(conn, caller.account.id, caller.actor.id)
@@ -1167,10 +1194,25 @@ async def serve_upload(request: web.Request) -> web.StreamResponse:
 
 
 def _group_of(data: dict) -> dict:
+    # Mastodon sends most_recent_notification_id as a number, and Ice Cubes decodes it as one (and pages
+    # with it): the id's millisecond time part, which the paging parameters below take back.
     return {"group_key": data["group_key"], "notifications_count": 1, "type": data["type"],
-            "most_recent_notification_id": data["id"], "page_min_id": data["id"], "page_max_id": data["id"],
+            "most_recent_notification_id": push.number_of(data["id"]), "page_min_id": data["id"],
+            "page_max_id": data["id"],
             "latest_page_notification_at": data["created_at"], "sample_account_ids": [data["account"]["id"]],
             "status_id": data["status"]["id"] if data.get("status") else None}
+
+
+def _numeric_paging(params: dict) -> dict:
+    """``max_id``/``since_id``/``min_id`` given as a notification's number: the id bounds they mean."""
+    from hub.ids import floor_id_ms
+
+    out = paging(params)
+    for key, value in out.items():
+        if value and value.isdigit() and len(value) < 16:
+            ms = int(value)
+            out[key] = floor_id_ms(ms) if key == "max_id" else floor_id_ms(ms + 1)
+    return out
 
 
 async def grouped_notifications(request: web.Request) -> web.Response:
@@ -1183,7 +1225,7 @@ async def grouped_notifications(request: web.Request) -> web.Response:
     async with hub.db.read() as conn:
         rows = await client_store.list_notifications(
             conn, caller.actor.id, types=types, exclude=exclude, account_id=params.get("account_id"),
-            limit=limit_of(params, 40, 80), **paging(params))
+            limit=limit_of(params, 40, 80), **_numeric_paging(params))
         view = View(hub, conn, caller.actor)
         items = [n for n in [await view.notification(r) for r in rows] if n is not None]
     accounts, statuses = {}, {}
@@ -1237,7 +1279,7 @@ async def notifications_policy(request: web.Request) -> web.Response:
 
 async def tag(request: web.Request) -> web.Response:
     hub = _hub(request)
-    await caller_of(request, required=False, user=False)
+    await viewer_of(request, "read:statuses")
     name = request.match_info["tag"].lstrip("#")[:100]
     return json_response({"name": name, "url": f"{hub.cfg.base_url}/tags/{name}", "history": [],
                           "following": False})
@@ -1278,7 +1320,7 @@ async def register(request: web.Request) -> web.Response:
 async def many_statuses(request: web.Request) -> web.Response:
     """``GET /api/v1/statuses?id[]=...``: those the caller may see, in the order asked."""
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:statuses")
     viewer = caller.actor if caller else None
     ids = [str(i) for i in as_list((await params_of(request)).get("id"))][:40]
     async with hub.db.read() as conn:
@@ -1293,7 +1335,7 @@ async def many_statuses(request: web.Request) -> web.Response:
 
 async def many_accounts(request: web.Request) -> web.Response:
     hub = _hub(request)
-    caller = await caller_of(request, required=False, user=False)
+    caller = await viewer_of(request, "read:accounts")
     ids = [str(i) for i in as_list((await params_of(request)).get("id"))][:40]
     async with hub.db.read() as conn:
         view = View(hub, conn, caller.actor if caller else None)
@@ -1304,3 +1346,67 @@ async def many_accounts(request: web.Request) -> web.Response:
             except ApiError:
                 continue
     return json_response(out)
+
+
+async def bookmarks_list(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    caller = await caller_of(request)
+    caller.need("read:bookmarks")
+    params = await params_of(request)
+    async with hub.db.read() as conn:
+        rows = await client_store.bookmarked_by(conn, caller.actor.id, limit=limit_of(params), **paging(params))
+        data = await View(hub, conn, caller.actor).statuses(rows)
+    return json_response(data, headers=link_header(request, [r.id for r in rows], params))
+
+
+async def create_report(request: web.Request) -> web.Response:
+    """``POST /api/v1/reports``: kept for this instance's administrators (``/admin/reports``).
+    Forwarding a report to the reported account's server (an outgoing ``Flag``) is not done yet."""
+    hub = _hub(request)
+    caller = await caller_of(request)
+    caller.need("write:reports")
+    params = await params_of(request)
+    async with hub.db.read() as conn:
+        target = await _actor(conn, text_param(params, "account_id"))
+        statuses = []
+        for i in [str(x) for x in as_list(params.get("status_ids"))][:20]:
+            try:
+                statuses.append(await _visible_status(conn, i, caller.actor))
+            except ApiError:
+                raise ApiError(422, f"Validation failed: no status {i} of that account") from None
+        if any(s.actor_id != target.id for s in statuses):
+            raise ApiError(422, "Validation failed: the statuses must be the reported account's")
+    comment = text_param(params, "comment")[:1000]
+    category = text_param(params, "category") or "other"
+    if category not in ("spam", "legal", "violation", "other"):
+        raise ApiError(422, "Validation failed: category must be spam, legal, violation or other")
+    from hub.store import moderation as moderation_store
+
+    async with hub.db.write() as conn:
+        report_id = await moderation_store.put_report(conn, uri=None, reporter_uri=caller.actor.uri,
+                                                      target_uris=[target.uri, *[s.uri for s in statuses]],
+                                                      content=comment or None,
+                                                      raw={"category": category, "local": True})
+        view = View(hub, conn, caller.actor)
+        account = await view.account(target)
+    return json_response({"id": report_id, "action_taken": False, "action_taken_at": None, "category": category,
+                          "comment": comment, "forwarded": False, "created_at": iso(dt.datetime.now(dt.timezone.utc)),
+                          "status_ids": [s.id for s in statuses], "rule_ids": [], "target_account": account})
+
+
+async def group_accounts(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    caller = await caller_of(request)
+    caller.need("read:notifications")
+    async with hub.db.read() as conn:
+        row = await client_store.get_notification(conn, caller.actor.id, _ungrouped_id(request.match_info["key"]))
+        who = await actor_store.get_actor_by_id(conn, row.from_actor_id) if row is not None else None
+        if who is None:
+            raise _not_found()
+        return json_response([await View(hub, conn, caller.actor).account(who)])
+
+
+async def change_policy(request: web.Request) -> web.Response:
+    caller = await caller_of(request)
+    caller.need("write:notifications")
+    raise ApiError(422, "Notification filtering is not offered here: every notification is accepted")

@@ -49,8 +49,10 @@ def digest(secret: str) -> str:
 
 def parse_scopes(value, *, default: str = "read") -> list[str]:
     """A space- (or plus-, or comma-) separated scope string, checked against the known scopes."""
-    if isinstance(value, list):
-        value = " ".join(str(v) for v in value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = " ".join(value)
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, "scope must be a space-separated string", error_code="invalid_scope")
     value = (value or "").replace("+", " ").replace(",", " ").strip() or default
     scopes = list(dict.fromkeys(value.split()))
     unknown = [s for s in scopes if s not in ALL_SCOPES]
@@ -101,6 +103,25 @@ def bearer_of(request: web.Request) -> str | None:
     return request.query.get("access_token") or None
 
 
+async def holder_of(conn, row: sa.Row | None) -> tuple[sa.Row, sa.Row, sa.Row] | None:
+    """``(account, actor, membership)`` a live token speaks for, or None when it may no longer:
+    the actor is gone, the login left it, or (for an organization's token) the member is neither
+    an admin nor allowed to use apps any more. Checked on every request, stream poll and push."""
+    if row is None or not row.account_id or row.revoked_at is not None:
+        return None
+    account = await actor_store.get_account_by_id(conn, row.account_id)
+    actor = await actor_store.get_actor_by_id(conn, row.actor_id) if row.actor_id else None
+    if account is None or actor is None or actor.deleted_at is not None:
+        return None
+    membership = await org_store.get_membership(conn, account_id=account.id, actor_id=actor.id)
+    if membership is None:
+        return None
+    own = actor.username == account.username
+    if not own and membership.role not in ("owner", "admin") and not membership.app_access:
+        return None
+    return account, actor, membership
+
+
 async def caller_of(request: web.Request, *, required: bool = True, user: bool = True) -> Caller | None:
     """The token's owner. ``required``: 401 without one; ``user``: an app-only token is not enough."""
     hub = request.app[HUB_KEY]
@@ -113,15 +134,10 @@ async def caller_of(request: web.Request, *, required: bool = True, user: bool =
         raise ApiError(401, "The access token is invalid")
     async with hub.db.read() as conn:
         row = await client_store.get_token(conn, digest(token))
-        account = actor = membership = None
-        if row is not None and row.account_id:
-            account = await actor_store.get_account_by_id(conn, row.account_id)
-            actor = await actor_store.get_actor_by_id(conn, row.actor_id) if row.actor_id else None
-            if actor is not None:
-                membership = await org_store.get_membership(conn, account_id=row.account_id, actor_id=actor.id)
-    if row is None or (row.account_id and (account is None or actor is None or actor.deleted_at is not None
-                                           or membership is None)):
+        holder = await holder_of(conn, row) if row is not None and row.account_id else None
+    if row is None or (row.account_id and holder is None):
         raise ApiError(401, "The access token is invalid")
+    account, actor, membership = holder or (None, None, None)
     if user and account is None:
         raise ApiError(422, "This method requires an authenticated user")
     if row.last_used_at is None or dt.datetime.now(dt.timezone.utc) - row.last_used_at > dt.timedelta(minutes=5):
@@ -129,6 +145,27 @@ async def caller_of(request: web.Request, *, required: bool = True, user: bool =
             await client_store.touch_token(conn, row.id)
     return Caller(token=row, scopes=tuple(row.scopes.split()), account=account, actor=actor,
                   role=membership.role if membership is not None else "agent")
+
+
+async def viewer_of(request: web.Request, scope: str = "read:statuses") -> Caller | None:
+    """For what anyone may read: None without a token (the public view); with one, the token must
+    hold ``scope`` (a push-only token reads nothing), and its actor is the viewer."""
+    if bearer_of(request) is None:
+        return None
+    caller = await caller_of(request, user=False)
+    if caller.actor is not None:
+        caller.need(scope)
+    return caller
+
+
+def text_param(params: dict, key: str, *, default: str = "") -> str:
+    """A parameter that must be text (a number is taken as its digits); 422 for a list or an object."""
+    value = params.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ApiError(422, f"Validation failed: {key} must be a string")
+    return str(value)
 
 
 async def params_of(request: web.Request, *, files: bool = False, max_file: int = 0) -> dict:
@@ -147,9 +184,12 @@ async def params_of(request: web.Request, *, files: bool = False, max_file: int 
     if ctype == "application/json":
         if request.content_length and request.content_length > MAX_BODY:
             raise ApiError(413, "the request body is too large")
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
-            raise ApiError(413, "the request body is too large")
+        buf = bytearray()
+        while chunk := await request.content.read(64 * 1024):  # the whole body, however it arrives
+            buf.extend(chunk)
+            if len(buf) > MAX_BODY:
+                raise ApiError(413, "the request body is too large")
+        raw = bytes(buf)
         if raw.strip():
             try:
                 data = json.loads(raw)
@@ -161,7 +201,7 @@ async def params_of(request: web.Request, *, files: bool = False, max_file: int 
         return out
     if ctype == "multipart/form-data":
         reader = await request.multipart()
-        total = 0
+        total = files_total = 0
         while True:
             part = await reader.next()
             if part is None:
@@ -172,8 +212,11 @@ async def params_of(request: web.Request, *, files: bool = False, max_file: int 
                 data = bytearray()
                 while chunk := await part.read_chunk(256 * 1024):  # not part.read(): that stops at client_max_size
                     data.extend(chunk)
+                    files_total += len(chunk)
                     if len(data) > max_file:
                         raise ApiError(413, f"File is larger than {max_file // (1024 * 1024)} MB")
+                    if files_total > 2 * max_file:  # an avatar and a header at most
+                        raise ApiError(413, "the request body is too large")
                 out[part.name] = (part.filename, part.headers.get("Content-Type", "application/octet-stream"),
                                   bytes(data))
                 continue
@@ -252,7 +295,7 @@ def link_header(request: web.Request, ids: list[str], params: dict) -> dict:
         return {}
     hub = request.app[HUB_KEY]
     base = f"{hub.cfg.base_url}{request.path}"
-    keep = {k: v for k, v in request.query.items() if k not in ("max_id", "since_id", "min_id")}
+    keep = {k: v for k, v in request.query.items() if k not in ("max_id", "since_id", "min_id", "access_token")}
     nxt = f"{base}?{urlencode({**keep, 'max_id': ids[-1]})}"
     prev = f"{base}?{urlencode({**keep, 'min_id': ids[0]})}"
     return {"Link": f'<{nxt}>; rel="next", <{prev}>; rel="prev"'}

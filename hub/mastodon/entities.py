@@ -58,6 +58,8 @@ class View:
     async def account(self, actor: sa.Row, *, source: bool = False) -> dict:
         hub = self.hub
         avatar = actor.icon_url or f"{hub.cfg.base_url}/static/avatar.png"
+        header = (actor.settings or {}).get("header_url") if actor.local else None
+        header = header or f"{hub.cfg.base_url}/static/header.png"
         fields = [
             {"name": f.get("name", ""), "value": f.get("value", ""),
              "verified_at": f.get("verified_at") if isinstance(f, dict) else None}
@@ -88,8 +90,8 @@ class View:
             "uri": actor.uri,
             "avatar": avatar,
             "avatar_static": avatar,
-            "header": f"{hub.cfg.base_url}/static/header.png",
-            "header_static": f"{hub.cfg.base_url}/static/header.png",
+            "header": header,
+            "header_static": header,
             "followers_count": await social.count_follows(self.conn, actor.id, followers=True),
             "following_count": await social.count_follows(self.conn, actor.id, followers=False),
             "statuses_count": statuses,
@@ -127,16 +129,18 @@ class View:
         counts = await client_store.reaction_counts(self.conn, uris)
         replies = await client_store.reply_counts(self.conn, uris)
         mine = await client_store.reactions_of(self.conn, self.viewer.id, uris) if self.viewer is not None else {}
+        kept = (await client_store.bookmarked_of(self.conn, self.viewer.id, [r.id for r in rows])
+                if self.viewer is not None else set())
         files = await bridge_store.attachments_of(self.conn, [r.id for r in rows])
         out = []
         for row in rows:
-            out.append(await self._status(row, counts, replies, mine, files.get(row.id, [])))
+            out.append(await self._status(row, counts, replies, mine, files.get(row.id, []), row.id in kept))
         return out
 
     async def status(self, row: sa.Row) -> dict:
         return (await self.statuses([row]))[0]
 
-    async def _status(self, row, counts, replies, mine, files) -> dict:
+    async def _status(self, row, counts, replies, mine, files, bookmarked: bool = False) -> dict:
         author = await self.actor(row.actor_id)
         parent = await msg_store.get_message_by_uri(self.conn, row.in_reply_to_uri) if row.in_reply_to_uri else None
         mentions = []
@@ -179,7 +183,7 @@ class View:
             "favourited": "like" in mine.get(row.uri, ()) if self.viewer is not None else None,
             "reblogged": "announce" in mine.get(row.uri, ()) if self.viewer is not None else None,
             "muted": False if self.viewer is not None else None,
-            "bookmarked": False if self.viewer is not None else None,
+            "bookmarked": bookmarked if self.viewer is not None else None,
             "pinned": False if self.viewer is not None and row.actor_id == self.viewer.id else None,
             "filtered": [],
             # Roundtable: the conversation (context) this message belongs to and the network it came through
@@ -205,7 +209,7 @@ class View:
         status = None
         if row.message_id:
             message = await msg_store.get_message_by_id(self.conn, row.message_id)
-            if message is None or message.deleted_at is not None:
+            if message is None or message.deleted_at is not None or message.removed_at is not None:
                 return None
             status = await self.status(message)
         return {"id": row.id, "type": row.type, "created_at": iso(row.created_at), "group_key": f"ungrouped-{row.id}",

@@ -4,8 +4,9 @@ metadata RFC 8414): ``POST /api/v1/apps``, ``/oauth/authorize``, ``/oauth/token`
 
 Codes and tokens are random 256-bit strings; only their SHA-256 is stored.
 A code is good once, for ten minutes, for the redirect URI and PKCE challenge
-it was issued with. Tokens do not expire; they end when revoked (by the
-client, by the account's password change, or by ``roundtable`` commands).
+(S256 only) it was issued with. Tokens do not expire; they end when revoked by
+the client, when the password is changed or reset, or when the member may no
+longer speak for the organization the token speaks as.
 
 Why not Authlib's or oauthlib's server: both are built around synchronous
 validator callbacks (``query_client``, ``save_token``...), which would block
@@ -19,6 +20,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 from urllib.parse import unquote, urlencode, urlsplit
 
@@ -53,14 +55,23 @@ def _new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
 def _valid_redirect(uri: str) -> bool:
+    """An absolute URI without a fragment, whitespace or characters that could break out of a header
+    (it is named in the consent page's CSP); http(s) with a plain host, or an app's own scheme."""
     if uri == OOB:
         return True
-    parts = urlsplit(uri)
-    if not parts.scheme or parts.fragment or parts.scheme.lower() in ("javascript", "data", "vbscript", "file"):
+    if any(c.isspace() or c in "\"'<>;,\\`" for c in uri):
         return False
-    if parts.scheme in ("http", "https"):
-        return bool(parts.netloc)
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not _SCHEME.match(scheme) or parts.fragment or scheme in ("javascript", "data", "vbscript", "file"):
+        return False
+    if scheme in ("http", "https"):
+        return bool(_HOST.match(parts.netloc))
     return True  # a custom scheme of a mobile or desktop app (com.example.app:/oauth)
 
 
@@ -126,8 +137,9 @@ def _page(request: web.Request, template: str, *, status: int = 200, form_target
     resp = render(request, template, status=status, **context)
     if form_target:
         # After consent the browser is sent to the app's redirect URI: let the form go there.
-        parts = urlsplit(form_target)
-        source = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else f"{parts.scheme}:"
+        parts = urlsplit(form_target)  # validated by _valid_redirect when the app registered it
+        scheme = parts.scheme.lower()
+        source = f"{scheme}://{parts.netloc}" if scheme in ("http", "https") else f"{scheme}:"
         resp.headers["Content-Security-Policy"] = resp.headers["Content-Security-Policy"].replace(
             "form-action 'self'", f"form-action 'self' {source}")
     return resp
@@ -158,9 +170,12 @@ async def _request_of(request: web.Request, params: dict):
         return _redirect_error(redirect_uri, params, "invalid_scope", exc.message)
     if not covered(scopes, app.scopes.split()):
         return _redirect_error(redirect_uri, params, "invalid_scope", "the scopes asked for exceed the application's")
-    method = params.get("code_challenge_method") or ("plain" if params.get("code_challenge") else None)
-    if method not in (None, "S256", "plain"):
-        return _redirect_error(redirect_uri, params, "invalid_request", "code_challenge_method must be S256")
+    challenge = params.get("code_challenge")
+    if challenge:
+        if params.get("code_challenge_method") != "S256":
+            return _redirect_error(redirect_uri, params, "invalid_request", "code_challenge_method must be S256")
+        if not isinstance(challenge, str) or not re.fullmatch(r"[A-Za-z0-9_-]{43,128}", challenge):
+            return _redirect_error(redirect_uri, params, "invalid_request", "code_challenge is not an S256 challenge")
     return app, redirect_uri, scopes
 
 
@@ -248,7 +263,7 @@ async def authorize_post(request: web.Request) -> web.StreamResponse:
     async with hub.db.read() as conn:
         account = await actor_store.get_account_by_id(conn, session.account_id)
     voices = {v.username: v for v in await _voices(hub, account)}
-    voice = voices.get(form.get("actor") or account.username) or next(iter(voices.values()), None)
+    voice = voices.get(form.get("actor") or account.username)
     if voice is None:
         return _error_page(request, "You may not speak as that actor from apps.", 403)
     code = _new_secret()
@@ -258,7 +273,7 @@ async def authorize_post(request: web.Request) -> web.StreamResponse:
             "code_hash": digest(code), "app_id": app.id, "account_id": account.id, "actor_id": voice.id,
             "redirect_uri": redirect_uri, "scopes": " ".join(scopes),
             "code_challenge": form.get("code_challenge") or None,
-            "code_challenge_method": (form.get("code_challenge_method") or "plain") if form.get("code_challenge") else None,
+            "code_challenge_method": "S256" if form.get("code_challenge") else None,
             "expires_at": utcnow() + dt.timedelta(seconds=CODE_TTL_S),
         })
     if redirect_uri == OOB:
@@ -317,10 +332,7 @@ def _pkce_ok(code_row, verifier) -> bool:
         return True
     if not verifier or not isinstance(verifier, str) or not 43 <= len(verifier) <= 128:
         return False
-    if code_row.code_challenge_method == "S256":
-        computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    else:
-        computed = verifier
+    computed = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     return hmac.compare_digest(computed, code_row.code_challenge)
 
 
@@ -359,7 +371,10 @@ async def token(request: web.Request) -> web.Response:
                 raise OAuthError("invalid_grant", "The provided authorization grant is invalid, expired or used")
             if secret or not row.code_challenge:
                 _check_secret(app, secret)
-            if (params.get("redirect_uri") or row.redirect_uri) != row.redirect_uri:
+            given = params.get("redirect_uri")
+            if given is None and len(app.redirect_uris) > 1:
+                raise OAuthError("invalid_request", "redirect_uri is required: the application registered several")
+            if (given or row.redirect_uri) != row.redirect_uri:
                 raise OAuthError("invalid_grant", "redirect_uri does not match the authorization request")
             if not _pkce_ok(row, params.get("code_verifier")):
                 raise OAuthError("invalid_grant", "the code_verifier does not match the code_challenge")
@@ -452,6 +467,6 @@ async def metadata(request: web.Request) -> web.Response:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": GRANT_TYPES,
-        "code_challenge_methods_supported": ["S256", "plain"],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
     })

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub.jobs import Outcome
-from hub.mastodon.core import HUB_KEY, ApiError, as_bool, caller_of, json_response, params_of
+from hub.mastodon.core import HUB_KEY, ApiError, as_bool, caller_of, holder_of, json_response, params_of
 from hub.net import FetchError, status_error
 from hub.store import actors as actor_store
 from hub.store import mastodon as client_store
@@ -87,8 +87,19 @@ async def public_key_async(hub) -> str:
 
 
 def _subscription_json(hub, row) -> dict:
-    return {"id": row.id, "endpoint": row.endpoint, "standard": True, "alerts": row.alerts, "policy": row.policy,
-            "server_key": public_key(hub)}
+    # Mastodon sends this id as a number and Tusky and Ice Cubes decode it as one: our id's time part
+    return {"id": number_of(row.id), "endpoint": row.endpoint, "standard": bool(row.standard), "alerts": row.alerts,
+            "policy": row.policy, "server_key": public_key(hub)}
+
+
+def number_of(ulid: str) -> int:
+    """An id's millisecond time part: a number apps that want one (push payloads) can hold."""
+    from hub.ids import _ALPHABET
+
+    value = 0
+    for ch in ulid[:10]:
+        value = value * 32 + _ALPHABET.index(ch)
+    return value
 
 
 def _alerts_of(params: dict, current: dict | None = None) -> dict:
@@ -131,10 +142,14 @@ async def create_subscription(request: web.Request) -> web.Response:
     if len(secret) != 16:
         raise ApiError(422, "Validation failed: subscription[keys][auth] must be 16 bytes")
     await vapid_key(hub)
+    from hub import sealing
+    from hub.mastodon.core import bearer_of
+
     async with hub.db.write() as conn:
         await client_store.put_push_subscription(conn, caller.token.id, {
             "endpoint": endpoint, "p256dh": p256dh, "auth": auth, "alerts": _alerts_of(params),
-            "policy": _policy_of(params)})
+            "policy": _policy_of(params), "standard": as_bool(sub.get("standard")),
+            "sealed_token": sealing.seal(hub.cfg, bearer_of(request))})
         row = await client_store.get_push_subscription(conn, caller.token.id)
     return json_response(_subscription_json(hub, row))
 
@@ -178,23 +193,39 @@ async def delete_subscription(request: web.Request) -> web.Response:
 # --- sending ------------------------------------------------------------------------------
 
 
-def encrypt(payload: bytes, p256dh: str, auth: str) -> bytes:
-    """RFC 8291: the payload encrypted for one subscriber (``aes128gcm``), with a fresh key."""
+def encrypt(payload: bytes, p256dh: str, auth: str, *, standard: bool) -> tuple[bytes, dict]:
+    """The payload encrypted for one subscriber with a fresh key: RFC 8291 ``aes128gcm`` for an app
+    that said it takes it, else the older ``aesgcm`` draft Mastodon sends (salt and key in headers).
+    Returns ``(body, headers)``."""
+    import os
+
     import http_ece
 
     ephemeral = ec.generate_private_key(ec.SECP256R1())
-    return http_ece.encrypt(payload, private_key=ephemeral, dh=_unb64(p256dh), auth_secret=_unb64(auth),
-                            version="aes128gcm")
+    if standard:
+        body = http_ece.encrypt(payload, private_key=ephemeral, dh=_unb64(p256dh), auth_secret=_unb64(auth),
+                                version="aes128gcm")
+        return body, {"Content-Encoding": "aes128gcm"}
+    salt = os.urandom(16)
+    body = http_ece.encrypt(payload, private_key=ephemeral, dh=_unb64(p256dh), auth_secret=_unb64(auth),
+                            salt=salt, version="aesgcm")
+    server = ephemeral.public_key().public_bytes(serialization.Encoding.X962,
+                                                 serialization.PublicFormat.UncompressedPoint)
+    return body, {"Content-Encoding": "aesgcm", "Encryption": f"salt={_b64(salt)}", "Crypto-Key": f"dh={_b64(server)}"}
 
 
-def vapid_headers(hub, key: ec.EllipticCurvePrivateKey, endpoint: str) -> dict:
-    from py_vapid import Vapid02
+def vapid_headers(hub, key: ec.EllipticCurvePrivateKey, endpoint: str, *, standard: bool,
+                  crypto_key: str | None = None) -> dict:
+    """RFC 8292 (``vapid t=..., k=...``) with aes128gcm; with aesgcm, the draft form Mastodon sends
+    (``WebPush <JWT>`` and ``p256ecdsa=`` in ``Crypto-Key``)."""
+    from py_vapid import Vapid01, Vapid02
 
     parts = urlsplit(endpoint)
-    signer = Vapid02(private_key=key)
     claims = {"aud": f"{parts.scheme}://{parts.netloc}", "exp": int(time.time()) + 12 * 3600,
               "sub": f"mailto:admin@{hub.cfg.domain.split(':')[0]}"}
-    return signer.sign(claims)
+    if standard:
+        return Vapid02(private_key=key).sign(claims)
+    return Vapid01(private_key=key).sign(claims, crypto_key=crypto_key)
 
 
 async def _allowed_by_policy(conn, policy: str, recipient_id: str, from_id: str) -> bool:
@@ -220,6 +251,8 @@ async def handle(hub, job) -> Outcome:
         note = await client_store.get_notification(conn, p["actor_id"], p["notification_id"])
         if sub is None or token is None or sub.id != p["subscription_id"]:
             return Outcome("done", error="not sent: the subscription or its token is gone")
+        if await holder_of(conn, token) is None:
+            return Outcome("done", error="not sent: the token no longer speaks for this actor")
         if note is None:
             return Outcome("done", error="not sent: the notification was dismissed")
         if not sub.alerts.get(note.type) or "push" not in token.scopes.split():
@@ -234,16 +267,24 @@ async def handle(hub, job) -> Outcome:
               "follow_request": f"{who} asked to follow you", "favourite": f"{who} favourited your post",
               "reblog": f"{who} boosted your post", "status": f"{who} just posted", "update": f"{who} edited a post"}
     body = html_to_text(data["status"]["content"])[:400] if data.get("status") else ""
+    from hub import sealing
+
+    # As Mastodon's: apps find the account by its token (Elk, Phanpy, Ice Cubes) and the notification
+    # by a number (Ice Cubes); that number names the notification in this API too (see api.get_notification).
+    token_value = sealing.unseal(hub.cfg, sub.sealed_token) if sub.sealed_token else None
     payload = json.dumps({
-        "notification_id": note.id, "notification_type": note.type, "preferred_locale": "en",
-        "title": titles.get(note.type, f"New notification from {who}"), "body": body,
+        "access_token": token_value, "notification_id": number_of(note.id), "notification_type": note.type,
+        "preferred_locale": "en", "title": titles.get(note.type, f"New notification from {who}"), "body": body,
         "icon": data["account"]["avatar"],
     }).encode()
     key = await vapid_key(hub)
-    headers = {"Content-Encoding": "aes128gcm", "Content-Type": "application/octet-stream", "TTL": str(TTL_S),
-               "Urgency": "normal", **vapid_headers(hub, key, sub.endpoint)}
+    encrypted, crypto_headers = encrypt(payload, sub.p256dh, sub.auth, standard=bool(sub.standard))
+    headers = {"Content-Type": "application/octet-stream", "TTL": str(TTL_S), "Urgency": "normal",
+               **crypto_headers}
+    headers.update(vapid_headers(hub, key, sub.endpoint, standard=bool(sub.standard),
+                                 crypto_key=crypto_headers.get("Crypto-Key")))
     try:
-        resp = await hub.http.request("POST", sub.endpoint, body=encrypt(payload, sub.p256dh, sub.auth),
+        resp = await hub.http.request("POST", sub.endpoint, body=encrypted,
                                       headers=headers, follow_redirects=False, max_bytes=64 * 1024)
     except FetchError as exc:
         return Outcome("failed" if exc.permanent else "retry", error=str(exc))

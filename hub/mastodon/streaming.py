@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from aiohttp import WSMsgType, web
 
 from hub.ids import floor_id
-from hub.mastodon.core import HUB_KEY, ApiError, Caller, caller_of, digest
+from hub.mastodon.core import HUB_KEY, ApiError, Caller, caller_of, digest, holder_of
 from hub.mastodon.entities import View
 from hub.store import conversations as conv_store
 from hub.store import mastodon as client_store
@@ -34,8 +34,10 @@ from hub.store.schema import messages
 log = logging.getLogger(__name__)
 STREAMS = ("user", "user:notification", "direct", "public", "public:local", "public:remote",
            "public:media", "public:local:media", "public:remote:media")
+SILENT_STREAMS = ("hashtag", "hashtag:local", "list")
 POLL_S = 1.0
-HEARTBEAT_S = 5.0  # SSE comments that keep proxies from closing an idle stream (and let clients notice a close)
+HEARTBEAT_S = 5.0
+RECHECK_S = 5.0  # how soon a revoked token's stream ends  # SSE comments that keep proxies from closing an idle stream (and let clients notice a close)
 OVERLAP_S = 5.0
 MAX_LIFETIME_S = 24 * 3600
 STOPPING_KEY = web.AppKey("streaming_stopping", asyncio.Event)
@@ -57,8 +59,22 @@ class Watcher:
         self.streams: set[str] = set()
         self.since = time.time()
         self.sent: dict[str, float] = {}  # event key -> when sent
+        self.checked = time.monotonic()
+
+    async def still_allowed(self) -> bool:
+        """The token still speaks for its actor (not revoked, the member still may): checked every few seconds."""
+        if self.caller is None or time.monotonic() - self.checked < RECHECK_S:
+            return True
+        self.checked = time.monotonic()
+        async with self.hub.db.read() as conn:
+            row = await client_store.get_token_by_id(conn, self.caller.token.id)
+            if row is None:
+                return False
+            return row.account_id is None or await holder_of(conn, row) is not None
 
     def subscribe(self, stream: str) -> None:
+        if stream in SILENT_STREAMS:
+            return  # accepted, and quiet: no hashtags or lists here yet (an error would end masto.js's socket)
         if stream not in STREAMS:
             raise ApiError(400, f"Unknown stream type {stream!r}")
         if (stream.startswith("user") or stream == "direct") and (self.caller is None or self.caller.actor is None):
@@ -90,7 +106,7 @@ class Watcher:
                         out.append(self._event(["user"], "update", await view.status(row)))
                 changed = await self._changed(conn, me.id)
                 for row in changed:
-                    if row.deleted_at is not None and self._fresh(f"d{row.id}"):
+                    if (row.deleted_at or row.removed_at) is not None and self._fresh(f"d{row.id}"):
                         out.append(self._event(["user"], "delete", row.id))
                     elif row.edited_at is not None and self._fresh(f"e{row.id}{row.edited_at.timestamp()}"):
                         out.append(self._event(["user"], "status.update", await view.status(row)))
@@ -131,10 +147,14 @@ class Watcher:
 
         since = datetime.fromtimestamp(self.since - OVERLAP_S, tz=timezone.utc)
         rows = await conn.execute(sa.select(messages).where(
-            sa.or_(messages.c.deleted_at > since, messages.c.edited_at > since)).order_by(messages.c.id.desc()).limit(40))
+            sa.or_(messages.c.deleted_at > since, messages.c.removed_at > since, messages.c.edited_at > since)
+        ).order_by(messages.c.id.desc()).limit(40))
         out = []
         for row in rows:
-            if row.actor_id == actor_id or await client_store.can_see(conn, row.id, actor_id, None):
+            gone = row.deleted_at is not None or row.removed_at is not None
+            if gone and await client_store.could_see(conn, row.id, actor_id):
+                out.append(row)
+            elif not gone and await client_store.can_see(conn, row.id, actor_id, None):
                 out.append(row)
         return out
 
@@ -188,6 +208,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     reading = asyncio.create_task(reader())
     try:
         while not ws.closed and not reading.done() and not stopping.is_set() and time.monotonic() < deadline:
+            if not await watcher.still_allowed():
+                await ws.send_str(json.dumps({"error": "The access token was revoked", "status": 401}))
+                break
             if watcher.streams:
                 for event in await watcher.poll():
                     await ws.send_str(json.dumps(event, ensure_ascii=False))
@@ -218,6 +241,8 @@ async def sse(request: web.Request) -> web.StreamResponse:
     last_beat = time.monotonic()
     try:
         while not stopping.is_set() and time.monotonic() < deadline:
+            if not await watcher.still_allowed():
+                break
             for event in await watcher.poll():
                 # Our ids are not numbers: a deleted status's id goes as a JSON string, so that clients
                 # which parse every event's data as JSON (Mastodon.py) read it.

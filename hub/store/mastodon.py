@@ -13,8 +13,10 @@ from hub.store.base import Conn, insert, insert_ignore, page_filter, utcnow
 from hub.store.schema import (
     accounts,
     actors,
+    bookmarks,
     conversation_participants,
     conversation_states,
+    conversations,
     follows,
     idempotency_keys,
     markers,
@@ -107,14 +109,20 @@ async def touch_token(conn: Conn, token_id: str) -> None:
 
 async def revoke_token(conn: Conn, token_id: str) -> None:
     await conn.execute(sa.update(oauth_tokens).where(oauth_tokens.c.id == token_id).values(revoked_at=utcnow()))
+    await conn.execute(sa.delete(push_subscriptions).where(push_subscriptions.c.token_id == token_id))
 
 
 async def revoke_tokens_of_account(conn: Conn, account_id: str, *, actor_id: str | None = None) -> int:
+    """Revoke a login's tokens (for one actor, or all); their push subscriptions (and sealed copies) go too."""
     conds = [oauth_tokens.c.account_id == account_id, oauth_tokens.c.revoked_at.is_(None)]
     if actor_id is not None:
         conds.append(oauth_tokens.c.actor_id == actor_id)
-    result = await conn.execute(sa.update(oauth_tokens).where(*conds).values(revoked_at=utcnow()))
-    return result.rowcount
+    ids = list((await conn.execute(sa.select(oauth_tokens.c.id).where(*conds))).scalars())
+    if not ids:
+        return 0
+    await conn.execute(sa.update(oauth_tokens).where(oauth_tokens.c.id.in_(ids)).values(revoked_at=utcnow()))
+    await conn.execute(sa.delete(push_subscriptions).where(push_subscriptions.c.token_id.in_(ids)))
+    return len(ids)
 
 
 async def list_tokens_of_account(conn: Conn, account_id: str) -> list[sa.Row]:
@@ -172,13 +180,21 @@ async def list_notifications(conn: Conn, actor_id: str, *, types: list[str] | No
     conds += page_filter(notifications.c.id, max_id=max_id, min_id=min_id or since_id)
     # a notification about a deleted message goes with it
     conds.append(sa.or_(notifications.c.message_id.is_(None), notifications.c.message_id.in_(
-        sa.select(messages.c.id).where(messages.c.deleted_at.is_(None)))))
+        sa.select(messages.c.id).where(messages.c.deleted_at.is_(None), messages.c.removed_at.is_(None)))))
     order = notifications.c.id.asc() if min_id else notifications.c.id.desc()
     rows = list((await conn.execute(sa.select(notifications).where(*conds).order_by(order).limit(limit))).all())
     return rows[::-1] if min_id else rows
 
 
 async def get_notification(conn: Conn, actor_id: str, notification_id: str) -> sa.Row | None:
+    """By id, or by the number a push payload names it with (its id's millisecond time part)."""
+    if notification_id.isdigit() and len(notification_id) < 16:
+        from hub.ids import floor_id_ms
+
+        ms = int(notification_id)
+        return (await conn.execute(sa.select(notifications).where(
+            notifications.c.actor_id == actor_id, notifications.c.id >= floor_id_ms(ms),
+            notifications.c.id < floor_id_ms(ms + 1)).order_by(notifications.c.id).limit(1))).first()
     return (await conn.execute(sa.select(notifications).where(
         notifications.c.id == notification_id, notifications.c.actor_id == actor_id))).first()
 
@@ -275,7 +291,7 @@ async def home_timeline(conn: Conn, actor_id: str, *, max_id=None, since_id=None
 
 async def public_timeline(conn: Conn, *, local: bool | None, viewer_id: str | None, only_media: bool = False,
                           max_id=None, since_id=None, min_id=None, limit=20) -> list[sa.Row]:
-    conds = [*_live(), messages.c.visibility == "public", messages.c.network == "activitypub"]
+    conds = [*_live(), messages.c.visibility == "public", messages.c.network == "activitypub", _not_kept_private()]
     if local is not None:
         conds.append(messages.c.local.is_(local))
     if viewer_id:
@@ -288,9 +304,20 @@ async def public_timeline(conn: Conn, *, local: bool | None, viewer_id: str | No
     return await _rows(conn, _paged(stmt, max_id=max_id, since_id=since_id, min_id=min_id, limit=limit), min_id)
 
 
+def _not_kept_private():
+    """Not a message of a customer's conversation that is private now."""
+    return sa.or_(messages.c.conversation_id.is_(None), messages.c.conversation_id.not_in(
+        sa.select(conversations.c.id).where(conversations.c.visibility == "direct")))
+
+
 def visible_to(viewer_id: str | None, viewer_uri: str | None):
-    """The condition under which a message may be shown to a viewer (None: anyone)."""
-    open_ = messages.c.visibility.in_(("public", "unlisted"))
+    """The condition under which a message may be shown to a viewer (None: anyone).
+
+    A customer's conversation decides for its messages: published, anyone may read them; private
+    (``direct``), only its participants, whatever visibility a message had when it was written."""
+    published = messages.c.conversation_id.in_(sa.select(conversations.c.id).where(
+        conversations.c.visibility == "public"))
+    open_ = sa.or_(published, sa.and_(messages.c.visibility.in_(("public", "unlisted")), _not_kept_private()))
     if viewer_id is None:
         return open_
     follows_author = messages.c.actor_id.in_(sa.select(follows.c.followee_id).where(
@@ -316,8 +343,14 @@ async def account_statuses(conn: Conn, author_id: str, *, viewer_id: str | None,
     return await _rows(conn, _paged(stmt, max_id=max_id, since_id=since_id, min_id=min_id, limit=limit), min_id)
 
 
+async def could_see(conn: Conn, message_id: str, viewer_id: str | None) -> bool:
+    """Whether the viewer could see the message before it was deleted or removed."""
+    stmt = sa.select(messages.c.id).where(messages.c.id == message_id, visible_to(viewer_id, None))
+    return (await conn.execute(stmt)).first() is not None
+
+
 async def can_see(conn: Conn, message_id: str, viewer_id: str | None, viewer_uri: str | None) -> bool:
-    stmt = sa.select(messages.c.id).where(messages.c.id == message_id, visible_to(viewer_id, viewer_uri))
+    stmt = sa.select(messages.c.id).where(messages.c.id == message_id, *_live(), visible_to(viewer_id, viewer_uri))
     return (await conn.execute(stmt)).first() is not None
 
 
@@ -456,3 +489,29 @@ async def notify_reaction(conn: Conn, kind: str, actor_id: str, object_uri: str)
 async def notify_follow(conn: Conn, follow: sa.Row) -> None:
     await add_notifications(conn, [follow.followee_id], "follow" if follow.state == "accepted" else "follow_request",
                             follow.follower_id)
+
+
+# --- bookmarks ---------------------------------------------------------------------------------
+
+
+async def set_bookmark(conn: Conn, actor_id: str, message_id: str, on: bool) -> None:
+    if on:
+        await insert_ignore(conn, bookmarks, [{"actor_id": actor_id, "message_id": message_id,
+                                               "created_at": utcnow()}])
+    else:
+        await conn.execute(sa.delete(bookmarks).where(bookmarks.c.actor_id == actor_id,
+                                                      bookmarks.c.message_id == message_id))
+
+
+async def bookmarked_of(conn: Conn, actor_id: str, message_ids: list[str]) -> set[str]:
+    if not message_ids:
+        return set()
+    return set((await conn.execute(sa.select(bookmarks.c.message_id).where(
+        bookmarks.c.actor_id == actor_id, bookmarks.c.message_id.in_(message_ids)))).scalars())
+
+
+async def bookmarked_by(conn: Conn, actor_id: str, *, max_id=None, since_id=None, min_id=None,
+                        limit=20) -> list[sa.Row]:
+    kept = sa.select(bookmarks.c.message_id).where(bookmarks.c.actor_id == actor_id)
+    stmt = sa.select(messages).where(*_live(), messages.c.id.in_(kept))
+    return await _rows(conn, _paged(stmt, max_id=max_id, since_id=since_id, min_id=min_id, limit=limit), min_id)

@@ -758,4 +758,17 @@ push_subscriptions = sa.Table(
     sa.Column("alerts", sa.JSON, nullable=False),
     sa.Column("policy", sa.String(16), nullable=False),
     _created(),
+    # RFC 8291 aes128gcm when the app says it takes it (``standard``), else the older aesgcm Mastodon sends
+    sa.Column("standard", sa.Boolean, nullable=False, server_default=sa.false()),
+    # the token itself, sealed (hub/sealing.py): Mastodon's push payloads carry it, apps match accounts by it
+    sa.Column("sealed_token", sa.Text, nullable=True),
+)
+
+bookmarks = sa.Table(
+    # Statuses an actor keeps for later (POST /api/v1/statuses/:id/bookmark); private, never federated.
+    "bookmarks",
+    metadata,
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    _created(),
 )

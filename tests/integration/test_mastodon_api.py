@@ -671,11 +671,12 @@ async def test_web_push_is_encrypted_for_the_subscriber_and_signed_with_vapid(wo
         auth = secrets.token_bytes(16)
         acme = _clone(client, tokens["acme"])
         status, sub, _ = await acme.call("POST", "/api/v1/push/subscription", json_body={
-            "subscription": {"endpoint": f"http://127.0.0.1:{port}/push/1",
+            "subscription": {"endpoint": f"http://127.0.0.1:{port}/push/1", "standard": True,
                              "keys": {"p256dh": p256dh, "auth": base64.urlsafe_b64encode(auth).decode()}},
             "data": {"alerts": {"mention": True, "follow": False}, "policy": "all"}})
         assert status == 200, sub
         assert sub["alerts"]["mention"] is True and sub["alerts"]["follow"] is False and sub["server_key"]
+        assert isinstance(sub["id"], int) and sub["standard"] is True  # a number, as Tusky and Ice Cubes read it
         status, got, _ = await acme.call("GET", "/api/v1/push/subscription")
         assert got["id"] == sub["id"]
         alice = _clone(client, tokens["alice"])
@@ -692,6 +693,9 @@ async def test_web_push_is_encrypted_for_the_subscriber_and_signed_with_vapid(wo
         payload = json.loads(plain)
         assert payload["notification_type"] == "mention" and "alice" in payload["title"].lower()
         assert payload["body"] == "@acme ping"
+        assert payload["access_token"] == tokens["acme"]  # apps tell accounts apart by it, as with Mastodon
+        status, note, _ = await acme.call("GET", f"/api/v1/notifications/{payload['notification_id']}")
+        assert status == 200 and note["status"]["id"] == dm["id"]
         # RFC 8292: "vapid t=<JWT>, k=<server key>", the JWT signed (ES256) by that key for the push service
         scheme, _, params = headers["Authorization"].partition(" ")
         assert scheme == "vapid"
@@ -705,13 +709,31 @@ async def test_web_push_is_encrypted_for_the_subscriber_and_signed_with_vapid(wo
             ec.SECP256R1(), base64.urlsafe_b64decode(fields["k"] + "=" * (-len(fields["k"]) % 4)))
         key.verify(encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")),
                    f"{head}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))
-        # update and delete the subscription
+        # update the subscription: mentions off
         status, updated, _ = await acme.call("PUT", "/api/v1/push/subscription",
                                              json_body={"data": {"alerts": {"mention": False}}})
         assert updated["alerts"]["mention"] is False
         await alice.call("POST", "/api/v1/statuses", json_body={"status": "@acme again", "visibility": "direct"})
         await hub.runner.drain()
         assert len(received) == 1
+        # an app that does not say "standard" gets the aesgcm draft Mastodon sends (salt and key in headers)
+        status, sub, _ = await acme.call("POST", "/api/v1/push/subscription", json_body={
+            "subscription": {"endpoint": f"http://127.0.0.1:{port}/push/2",
+                             "keys": {"p256dh": p256dh, "auth": base64.urlsafe_b64encode(auth).decode()}},
+            "data": {"alerts": {"mention": True}}})
+        assert sub["standard"] is False
+        await alice.call("POST", "/api/v1/statuses", json_body={"status": "@acme legacy", "visibility": "direct"})
+        await hub.runner.drain()
+        assert len(received) == 2
+        headers, body = received[1]
+        assert headers["Content-Encoding"] == "aesgcm" and headers["Authorization"].startswith("WebPush ")
+        salt = headers["Encryption"].removeprefix("salt=")
+        crypto = dict(p.split("=", 1) for p in headers["Crypto-Key"].split(";"))
+        assert crypto["p256ecdsa"] == sub["server_key"]
+        unb64 = lambda v: base64.urlsafe_b64decode(v + "=" * (-len(v) % 4))  # noqa: E731
+        plain = http_ece.decrypt(body, private_key=receiver, auth_secret=auth, salt=unb64(salt),
+                                 dh=unb64(crypto["dh"]), version="aesgcm")
+        assert json.loads(plain)["body"] == "@acme legacy"
         status, _, _ = await acme.call("DELETE", "/api/v1/push/subscription")
         status, _, _ = await acme.call("GET", "/api/v1/push/subscription")
         assert status == 404
@@ -768,3 +790,155 @@ async def test_a_password_reset_ends_every_app_token(world):
     assert status == 401
     status, _, _ = await client.call("GET", "/api/v1/accounts/verify_credentials", token=tokens["bob"])
     assert status == 200
+
+
+async def test_tokens_see_only_what_their_scopes_and_their_holders_allow(world):
+    hub, client, app, tokens = world
+    alice, acme = _clone(client, tokens["alice"]), _clone(client, tokens["acme"])
+    status, dm, _ = await alice.call("POST", "/api/v1/statuses", json_body={"status": "@acme secret order 77",
+                                                                            "visibility": "direct"})
+    push_only = await password_token(client, app, "acme", scope="push")
+    for path in (f"/api/v1/statuses/{dm['id']}", f"/api/v1/statuses/{dm['id']}/context",
+                 f"/api/v1/accounts/{dm['account']['id']}/statuses"):
+        status, err, _ = await client.call("GET", path, token=push_only)
+        assert status == 403, (path, err)
+    # an organization's token lives only while its member may speak for it
+    owner = await access.acting_as(hub, "acme")
+    await access.add_member(hub, owner, "bob", role="admin")
+    bob_app = await make_app(client)
+    browser = await sign_in(hub, "bob")
+    try:
+        url = (f"{hub.cfg.base_url}/oauth/authorize?response_type=code&client_id={bob_app['client_id']}"
+               "&redirect_uri=urn:ietf:wg:oauth:2.0:oob&scope=read")
+        _, _, page, _, _ = await consent(browser, url, actor="acme")
+        code = re.search(r'value="([^"]{20,})" readonly', page).group(1)
+    finally:
+        await browser.close()
+    status, body, _ = await client.call("POST", "/oauth/token", token=None, data={
+        "grant_type": "authorization_code", "client_id": bob_app["client_id"],
+        "client_secret": bob_app["client_secret"], "code": code})
+    org_token = body["access_token"]
+    status, convs, _ = await client.call("GET", "/api/v1/conversations", token=org_token)
+    assert status == 200 and convs[0]["last_status"]["id"] == dm["id"]
+    await access.add_member(hub, owner, "bob", role="agent")  # demoted, and not allowed apps
+    status, _, _ = await client.call("GET", "/api/v1/conversations", token=org_token)
+    assert status == 401
+    await access.add_member(hub, owner, "bob", role="admin")
+    await access.remove_member(hub, owner, "bob")
+    await access.add_member(hub, owner, "bob", role="admin")  # back again: the old token stays dead
+    status, _, _ = await client.call("GET", "/api/v1/conversations", token=org_token)
+    assert status == 401
+    async with hub.db.read() as conn:
+        from hub.store import org as org_store
+
+        audit = [r.action for r in await org_store.list_audit(conn, owner.actor.id)]
+    assert "inbox.list" in audit  # reads through apps are in the organization's audit log
+    # a message the owner removes from the conversation leaves notifications and the list too
+    status, second, _ = await alice.call("POST", "/api/v1/statuses", json_body={
+        "status": "please ignore", "in_reply_to_id": dm["id"], "visibility": "direct"})
+    from hub.inbox import conversations as conv_service
+
+    conversation = await conv_service.get_conversation(hub, dm["roundtable"]["conversation"])
+    await conv_service.remove_message(hub, await access.acting_as(hub, "alice"), conversation, second["uri"])
+    status, notes, _ = await acme.call("GET", "/api/v1/notifications")
+    assert second["id"] not in [n["status"]["id"] for n in notes if n["status"]]
+    status, convs, _ = await acme.call("GET", "/api/v1/conversations")
+    assert convs[0]["last_status"] is None or convs[0]["last_status"]["id"] != second["id"]
+    status, _, _ = await acme.call("GET", f"/api/v1/statuses/{second['id']}")
+    assert status == 404
+
+
+async def test_malformed_input_gets_clear_errors(world):
+    hub, client, app, tokens = world
+    alice = _clone(client, tokens["alice"])
+    status, err, _ = await client.call("POST", "/api/v1/apps", json_body={
+        "client_name": "x", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob", "scopes": 5})
+    assert status == 400 and err["error"]
+    for bad in ("https://a.example;report-uri https://x", "https://a b.example/", 'https://a.example/"x'):
+        status, err, _ = await client.call("POST", "/api/v1/apps", json_body={"client_name": "x", "redirect_uris": bad})
+        assert status == 422, bad
+    status, err, _ = await client.call("POST", "/oauth/token", token=None, json_body={
+        "grant_type": "password", "client_id": app["client_id"], "client_secret": app["client_secret"],
+        "username": "alice", "password": "password123", "scope": {"read": 1}})
+    assert status == 400 and err["error"] == "invalid_scope"
+    status, bob, _ = await alice.call("GET", "/api/v1/accounts/lookup", params={"acct": "bob"})
+    for duration in ("abc", str(10 ** 15)):
+        status, err, _ = await alice.call("POST", f"/api/v1/accounts/{bob['id']}/mute",
+                                          json_body={"duration": duration})
+        assert status == 422, duration
+    status, err, _ = await alice.call("POST", "/api/v1/statuses", json_body={"status": {"x": 1}})
+    assert status == 422 and "string" in err["error"]
+    status, err, _ = await alice.call("GET", "/api/v1/timelines/home", params={"limit": "lots"})
+    assert status == 400
+    # plain PKCE is not taken: S256 only
+    url = (f"{hub.cfg.base_url}/oauth/authorize?response_type=code&client_id={app['client_id']}"
+           f"&redirect_uri=urn:ietf:wg:oauth:2.0:oob&scope=read&code_challenge={'a' * 43}&code_challenge_method=plain")
+    browser = await sign_in(hub, "alice")
+    try:
+        async with browser.get(url) as resp:
+            assert resp.status == 400 and "S256" in await resp.text()
+    finally:
+        await browser.close()
+    # a JSON body that arrives in pieces is read whole
+    body = json.dumps({"status": "sent in two parts"}).encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", hub.cfg.listen_port)
+    writer.write((f"POST /api/v1/statuses HTTP/1.1\r\nHost: {hub.cfg.domain}\r\nAuthorization: Bearer "
+                  f"{tokens['alice']}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                  "Connection: close\r\n\r\n").encode() + body[:10])
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.write(body[10:])
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    assert response.startswith(b"HTTP/1.1 200"), response[:300]
+    assert b"sent in two parts" in response
+
+
+async def test_bookmarks_reports_and_quiet_streams(world):
+    hub, client, _app, tokens = world
+    alice, bob = _clone(client, tokens["alice"]), _clone(client, tokens["bob"])
+    status, post, _ = await bob.call("POST", "/api/v1/statuses", json_body={"status": "keep me"})
+    status, kept, _ = await alice.call("POST", f"/api/v1/statuses/{post['id']}/bookmark")
+    assert kept["bookmarked"] is True
+    status, marks, _ = await alice.call("GET", "/api/v1/bookmarks")
+    assert [s["id"] for s in marks] == [post["id"]]
+    await alice.call("POST", f"/api/v1/statuses/{post['id']}/unbookmark")
+    status, marks, _ = await alice.call("GET", "/api/v1/bookmarks")
+    assert marks == []
+    status, report, _ = await alice.call("POST", "/api/v1/reports", json_body={
+        "account_id": post["account"]["id"], "status_ids": [post["id"]], "comment": "spam", "category": "spam"})
+    assert status == 200 and report["status_ids"] == [post["id"]] and report["target_account"]["acct"] == "bob"
+    from hub.store import moderation as moderation_store
+
+    async with hub.db.read() as conn:
+        stored = await moderation_store.list_reports(conn, resolved=False)
+    assert any(r.content == "spam" and post["uri"] in r.target_uris for r in stored)  # on /admin/reports
+    # hashtag and list streams are accepted quietly (an error frame would end a masto.js socket)
+    url = hub.cfg.base_url.replace("http", "ws") + "/api/v1/streaming"
+    async with client.session.ws_connect(url, protocols=(tokens["alice"],)) as ws:
+        await ws.send_str(json.dumps({"type": "subscribe", "stream": "hashtag", "tag": "cats"}))
+        await ws.send_str(json.dumps({"type": "subscribe", "stream": "user"}))
+        await bob.call("POST", "/api/v1/statuses", json_body={"status": "@alice hello", "visibility": "direct"})
+        async with asyncio.timeout(15):
+            event = json.loads((await ws.receive()).data)
+        assert "error" not in event and event["event"] in ("update", "notification")
+
+
+async def test_someone_outside_a_published_conversation_answers_in_a_thread_of_their_own(world):
+    hub, client, _app, tokens = world
+    alice, bob, acme = (_clone(client, tokens[u]) for u in ("alice", "bob", "acme"))
+    status, dm, _ = await alice.call("POST", "/api/v1/statuses", json_body={"status": "@acme is this covered?",
+                                                                            "visibility": "direct"})
+    from hub.inbox import conversations as conv_service
+
+    conversation = await conv_service.get_conversation(hub, dm["roundtable"]["conversation"])
+    await conv_service.set_public(hub, await access.acting_as(hub, "alice"), conversation, public=True)
+    status, seen, _ = await bob.call("GET", f"/api/v1/statuses/{dm['id']}")
+    assert status == 200  # published: anyone may read it
+    status, reply, _ = await bob.call("POST", "/api/v1/statuses", json_body={
+        "status": "@alice @acme psst, buy mine instead", "in_reply_to_id": dm["id"], "visibility": "direct"})
+    assert status == 200 and reply["roundtable"]["conversation"] != dm["roundtable"]["conversation"]
+    status, convs, _ = await acme.call("GET", "/api/v1/conversations")
+    mine = next(c for c in convs if c["id"] == conversation.id)
+    assert mine["last_status"]["id"] == dm["id"]  # bob is not in alice's conversation
