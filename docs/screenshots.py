@@ -50,6 +50,7 @@ def main() -> int:
     cli("actor", "add", "dana", "--kind", "person", "--name", "Dana", "--password-stdin", stdin="dana-secret-1\n")
     cli("actor", "add", "alice", "--kind", "person", "--name", "Alice", "--password-stdin", stdin="alice-secret-1\n")
     cli("member", "add", "acme", "dana", "--role", "agent")
+    cli("member", "apps", "acme", "dana", "--allow")
     cli("actor", "set", "acme", "--signature", "— {member_name}, {actor_name}")
     cli("admin", "grant", "dana")
     cli("domain", "block", "spam.example", "--reason", "Sends unsolicited advertising to our customers")
@@ -79,14 +80,22 @@ def main() -> int:
         cli("inbox", "set", "acme", other, "--label", "how-to", "--status", "pending", "--member", "dana")
         cli("conversation", "publish", "alice", other)
         time.sleep(1.5)
-        return asyncio.run(shoot(chromium, base, conv.rsplit("/", 1)[1], other))
+        req = urllib.request.Request(base + "/api/v1/apps", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"client_name": "Tusky", "website": "https://tusky.app",
+                                                      "redirect_uris": "oauth2redirect://com.keylesspalace.tusky/",
+                                                      "scopes": "read write follow push"}).encode())
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            client_id = json.loads(resp.read())["client_id"]
+        authorize = (f"/oauth/authorize?response_type=code&client_id={client_id}"
+                     "&redirect_uri=oauth2redirect://com.keylesspalace.tusky/&scope=read+write+follow+push")
+        return asyncio.run(shoot(chromium, base, conv.rsplit("/", 1)[1], other, authorize))
     finally:
         server.terminate()
         server.wait(timeout=20)
         shutil.rmtree(data, ignore_errors=True)
 
 
-async def shoot(chromium: str, base: str, conv_id: str, public_uri: str) -> int:
+async def shoot(chromium: str, base: str, conv_id: str, public_uri: str, authorize: str) -> int:
     from playwright.async_api import async_playwright
 
     OUT.mkdir(parents=True, exist_ok=True)
@@ -124,6 +133,10 @@ async def shoot(chromium: str, base: str, conv_id: str, public_uri: str) -> int:
         await alice.goto(f"{base}/inbox/alice/{conv_id}")
         await alice.screenshot(path=str(OUT / "conversation-phone.png"), full_page=True)
         print("docs/screenshots/conversation-phone.png")
+        await dana.set_viewport_size({"width": 390, "height": 844})
+        await dana.goto(base + authorize)
+        await dana.screenshot(path=str(OUT / "authorize-phone.png"), full_page=True)
+        print("docs/screenshots/authorize-phone.png")
         await browser.close()
     return 0
 

@@ -12,7 +12,6 @@ import asyncio
 import re
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 
 from hub import crypto
 from hub.context import Hub
@@ -40,7 +39,9 @@ def validate_username(username: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return PasswordHasher().hash(password)
+    from hub.passwords import HASHER
+
+    return HASHER.hash(password)
 
 
 def _actor_values(hub: Hub, *, actor_id: str, username: str, type_: str, private_pem: str) -> dict:

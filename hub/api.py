@@ -246,8 +246,15 @@ async def list_members(request, hub, _account, acting):
 
 async def add_member(request, hub, _account, acting):
     data = await _body(request)
-    row = await access.add_member(hub, acting, _str(data, "username", required=True), role=_str(data, "role", required=True))
-    return web.json_response({"username": data["username"], "role": row.role}, status=201)
+    username = _str(data, "username", required=True)
+    apps = data.get("apps")
+    if apps is not None and not isinstance(apps, bool):
+        raise UsageError("'apps' must be true or false")
+    row = await access.add_member(hub, acting, username, role=_str(data, "role", required=True))
+    if apps is not None:
+        await access.set_app_access(hub, acting, username, allow=apps)
+    allowed = bool(apps) or row.role in ("owner", "admin") or (apps is None and bool(row.app_access))
+    return web.json_response({"username": username, "role": row.role, "apps": allowed}, status=201)
 
 
 async def remove_member(request, hub, _account, acting):

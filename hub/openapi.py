@@ -104,7 +104,10 @@ SCHEMAS = {
     },
     "Member": {"type": "object", "properties": {"username": {"type": "string"},
                                                 "role": {"type": "string", "enum": ["owner", "admin", "agent"]},
-                                                "since": TIME}},
+                                                "since": TIME,
+                                                "apps": {"type": "boolean", "description":
+                                                         "may speak as the actor from fediverse apps (its own "
+                                                         "OAuth token); admins and owners always may"}}},
     "AuditEntry": {"type": "object", "properties": {"id": {"type": "string"}, "at": TIME, "member": {"type": ["string", "null"]},
                                                     "action": {"type": "string"}, "conversation": {"type": ["string", "null"]},
                                                     "detail": {"type": ["object", "null"]}}},

@@ -18,10 +18,10 @@ import secrets
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from hub.errors import Conflict, Forbidden, HubError, Unauthorized, UsageError
+from hub.passwords import HASHER
 from hub.store import actors as actor_store
 from hub.store import web as web_store
 from hub.store.base import utcnow
@@ -29,7 +29,7 @@ from hub.store.base import utcnow
 if TYPE_CHECKING:
     from hub.context import Hub
 
-_HASHER = PasswordHasher()
+_HASHER = HASHER
 _DUMMY = _HASHER.hash("not a password of anyone's")
 TOUCH_EVERY = dt.timedelta(hours=1)
 

@@ -3,12 +3,18 @@ free loopback port, and a FakeRemote peer (see tests/helpers.py)."""
 
 from __future__ import annotations
 
-import aiohttp
-import pytest
-from aiohttp import web
+import os
 
-from hub.app import create_app, open_hub
-from tests.helpers import FakeRemote, make_config
+# argon2id at its smallest cost in the suite (hub/passwords.py), set before hub is imported
+os.environ["ROUNDTABLE_TEST_FAST_HASHING"] = "1"
+
+import aiohttp  # noqa: E402
+import pytest  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+import hub.passwords  # noqa: E402, F401  (made now, whatever later fixtures do to the environment)
+from hub.app import create_app, open_hub  # noqa: E402
+from tests.helpers import FakeRemote, make_config  # noqa: E402
 
 
 @pytest.fixture

@@ -627,6 +627,7 @@ async def edit_status(request: web.Request) -> web.Response:
     text = text_param(params, "status")
     if not text.strip():
         raise ApiError(422, "Validation failed: Text can't be blank")
+    await _edit_media(hub, caller, row, params)
     try:
         await outbox.edit_note(hub, caller.actor, row, text)
     except HubError as exc:
@@ -1410,3 +1411,44 @@ async def change_policy(request: web.Request) -> web.Response:
     caller = await caller_of(request)
     caller.need("write:notifications")
     raise ApiError(422, "Notification filtering is not offered here: every notification is accepted")
+
+
+async def _edit_media(hub, caller: Caller, row: sa.Row, params: dict) -> None:
+    """An edit's ``media_ids`` (files kept, removed, added from uploads) and ``media_attributes[]``
+    (new descriptions), written before the edit so that its ``Update`` carries them."""
+    from hub.store import bridges as bridge_store
+    from hub.store.schema import attachments
+
+    if "media_ids" not in params and "media_attributes" not in params:
+        return
+    async with hub.db.write() as conn:
+        current = (await bridge_store.attachments_of(conn, [row.id]))[row.id]
+        have = {a.id for a in current}
+        if "media_ids" in params:
+            wanted = [str(i) for i in as_list(params.get("media_ids"))]
+            if len(wanted) > MAX_MEDIA:
+                raise ApiError(422, f"Validation failed: a status can carry at most {MAX_MEDIA} files")
+            added = []
+            for i in wanted:
+                if i in have:
+                    continue
+                upload = await client_store.get_upload(conn, i) if is_id(i) else None
+                if upload is None or upload.actor_id != caller.actor.id or upload.message_id is not None:
+                    raise ApiError(422, f"Validation failed: no unattached media with id {i!r}")
+                added.append(upload)
+            gone = [a.id for a in current if a.id not in wanted]
+            if gone:
+                await conn.execute(sa.delete(attachments).where(attachments.c.id.in_(gone)))
+            for upload in added:
+                await bridge_store.put_attachment(conn, message_id=row.id, filename=upload.filename,
+                                                  content_type=upload.content_type, size=upload.size,
+                                                  sha256=upload.sha256, attachment_id=upload.id,
+                                                  description=upload.description)
+                await client_store.update_upload(conn, upload.id, {"message_id": row.id})
+        for attr in as_list(params.get("media_attributes")):
+            if isinstance(attr, dict) and "description" in attr:
+                target = text_param(attr, "id")
+                description = text_param(attr, "description")[:1500] or None
+                await conn.execute(sa.update(attachments).where(attachments.c.id == target,
+                                                                attachments.c.message_id == row.id)
+                                   .values(description=description))

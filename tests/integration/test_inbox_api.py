@@ -151,6 +151,18 @@ async def test_nobody_reads_or_changes_what_is_not_theirs(world):
         assert data["error"]
     status, _ = await apis["ada"].call("POST", "/actors/acme/members", {"username": "dave", "role": "agent"})
     assert status == 201
+    # an admin lets an agent speak as the organization from fediverse apps, and stops it
+    status, member = await apis["ada"].call("POST", "/actors/acme/members", {"username": "dave", "role": "agent",
+                                                                           "apps": True})
+    assert status == 201 and member["apps"] is True
+    status, listed = await apis["ada"].call("GET", "/actors/acme/members")
+    assert {m["username"]: m["apps"] for m in listed["items"]}["dave"] is True
+    status, member = await apis["ada"].call("POST", "/actors/acme/members", {"username": "dave", "role": "agent",
+                                                                           "apps": False})
+    assert member["apps"] is False
+    status, err = await apis["ada"].call("POST", "/actors/acme/members", {"username": "dave", "role": "agent",
+                                                                        "apps": "yes"})
+    assert status == 400 and "apps" in err["error"]
 
 
 async def test_listing_pages_filters_and_searches(world):

@@ -519,6 +519,18 @@ async def test_media_upload_and_attach(world):
     async with client.session.get(post["uri"], headers={"Accept": "application/activity+json"}) as resp:
         note = await resp.json(content_type=None)
     assert note["attachment"][0]["mediaType"] == "image/png" and note["attachment"][0]["name"] == "a tiny picture"
+    # an edit swaps the picture and describes the new one
+    form = aiohttp.FormData()
+    form.add_field("file", png(6, 6), filename="other.png", content_type="image/png")
+    status, other, _ = await alice.call("POST", "/api/v2/media", data=form)
+    status, edited, _ = await alice.call("PUT", f"/api/v1/statuses/{post['id']}", json_body={
+        "status": "look again", "media_ids": [other["id"]],
+        "media_attributes": [{"id": other["id"], "description": "a square"}]})
+    assert status == 200, edited
+    assert [(m["id"], m["description"]) for m in edited["media_attachments"]] == [(other["id"], "a square")]
+    async with client.session.get(post["uri"], headers={"Accept": "application/activity+json"}) as resp:
+        note = await resp.json(content_type=None)
+    assert [a["name"] for a in note["attachment"]] == ["a square"]
     # not an image / lying about its type / too large
     form = aiohttp.FormData()
     form.add_field("file", b"%PDF-1.4", filename="x.pdf", content_type="application/pdf")
