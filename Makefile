@@ -35,7 +35,13 @@ $(AXE):
 	@command -v npm >/dev/null || ./.ci/deps
 	npm install --silent --no-audit --no-fund --prefix .cache/npm axe-core@4.10
 
-install-test: $(VENV)/.installed-test $(AXE)
+# masto.js (the library Elk and Phanpy are built on), driving the client API in tests/e2e/test_clients.py
+MASTO := .cache/npm/node_modules/masto/package.json
+$(MASTO):
+	@command -v npm >/dev/null || ./.ci/deps
+	npm install --silent --no-audit --no-fund --prefix .cache/npm masto@7
+
+install-test: $(VENV)/.installed-test $(AXE) $(MASTO)
 
 run: install
 	$(RUN_ENV) $(BIN)/roundtable migrate

@@ -230,3 +230,29 @@ def test_mastodon_py_streaming_receives_a_direct_message_live(hubs):
         assert any(kind == "notification" and n["status"]["id"] == dm["id"] for kind, n in events)
     finally:
         handle.close()
+
+
+def test_masto_js_the_library_of_elk_and_phanpy(hubs):
+    """masto.js (npm) over REST and the WebSocket stream, as Elk and Phanpy use it: a hashtag
+    subscription beside the user stream, grouped notifications, conversations, markers."""
+    import json
+    import shutil
+
+    a, _b = hubs
+    root = Path(__file__).resolve().parents[2]
+    module = root / ".cache/npm/node_modules/masto/dist/esm/index.js"
+    if not module.exists():
+        pytest.fail(f"masto.js is missing at {module} (make install-test installs it from npm)")
+    node = shutil.which("node") or shutil.which("nodejs")
+    assert node, "node is needed (Debian's npm brings it)"
+    customer, org = unique("mjsc"), unique("mjso")
+    add_actor(a, customer, "person")
+    add_actor(a, org, "organization")
+    done = subprocess.run([node, str(Path(__file__).with_name("masto_check.mjs")), module.as_uri(), a.base_url,
+                           customer, org], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["org"] == org and out["events"] == ["notification", "update"]
+    assert out["conversationWith"] == [customer] and out["ancestors"] == [True]
+    assert out["grouped"] and set(out["grouped"]) == {"mention"}
+    assert out["home"] is True and out["marker"] is True
