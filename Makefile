@@ -48,6 +48,9 @@ run: install
 	$(RUN_ENV) $(BIN)/roundtable demo
 	$(RUN_ENV) exec $(BIN)/roundtable serve
 
+# Three workers, a file each at a time (a file's hub processes and fixtures stay on one worker):
+# most tests wait on sockets, so this halves the time even on two cores. PYTEST_ARGS= runs serially.
+PYTEST_ARGS ?= -n 3 --dist loadfile
 test: install-test
 	@./.ci/deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
