@@ -51,6 +51,9 @@ async def open_hub(cfg: Config, *, federation: bool = True, run_migrations: bool
     from hub.mastodon import push
 
     push.register(hub)
+    from hub import consent
+
+    consent.register(hub)
     try:
         if run_migrations:
             await migrate(hub.db.engine)
@@ -83,6 +86,9 @@ def create_app(hub: Hub) -> web.Application:
     from hub import mastodon
 
     mastodon.setup(app, hub)
+    from hub.consent import federation as consent_fed
+
+    consent_fed.setup(app)
     if hub.federation is not None:
         ap_routes.setup(app, hub.federation)
     return app

@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hub.commands_admin import add_admin_commands
 
     add_admin_commands(sub, common)
+    from hub.commands_consent import add_consent_commands
+
+    add_consent_commands(sub, common)
     return p
 
 

@@ -131,13 +131,19 @@ async def _find_follow(conn: Conn, fed: Federation, obj, *, followee: sa.Row | N
 
 
 async def handle_accept(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | None) -> Outcome:
-    return await _answer_follow(fed, doc, actor, accept=True)
+    from hub.consent import federation as consent_fed
+
+    done = await consent_fed.answer_from(fed, doc, actor, accept=True)
+    return done if done is not None else await _answer_follow(fed, doc, actor, accept=True)
 
 
 async def handle_reject(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | None) -> Outcome:
     """A Reject ends a pending request, or an accepted follow (the followee
     removed the follower)."""
-    return await _answer_follow(fed, doc, actor, accept=False)
+    from hub.consent import federation as consent_fed
+
+    done = await consent_fed.answer_from(fed, doc, actor, accept=False)
+    return done if done is not None else await _answer_follow(fed, doc, actor, accept=False)
 
 
 async def _answer_follow(fed: Federation, doc: dict, actor: sa.Row, *, accept: bool) -> Outcome:
@@ -156,6 +162,12 @@ async def handle_undo(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | N
     obj = doc.get("object")
     obj_uri = docs.id_of(obj)
     types = docs.types_of(obj)
+    if not types or "Offer" in types:
+        from hub.consent import federation as consent_fed
+
+        done = await consent_fed.undo_from(fed, doc, actor)
+        if done is not None:
+            return done
     async with fed.hub.db.write() as conn:
         if not types or "Follow" in types:
             follow = await _find_follow(conn, fed, obj)
@@ -320,6 +332,10 @@ async def handle_create(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
         obj = await discovery.fetch_object(fed, obj)
     if not isinstance(obj, dict):
         raise BadRequest("Create without an object")
+    if "ConsentReceipt" in docs.types_of(obj):
+        from hub.consent import federation as consent_fed
+
+        return await consent_fed.receipt_from(fed, obj, actor)
     if not docs.types_of(obj) & docs.NOTE_TYPES:
         return _ignored(f"Create of {sorted(docs.types_of(obj))}")
     note = docs.parse_note(obj)
@@ -484,6 +500,12 @@ async def handle_flag(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | N
     return DONE
 
 
+async def handle_offer(fed: Federation, doc: dict, actor: sa.Row, inbox: str | None) -> Outcome:
+    from hub.consent import federation as consent_fed
+
+    return await consent_fed.handle_offer(fed, doc, actor, inbox)
+
+
 _HANDLERS = {
     "Flag": handle_flag,
     "Follow": handle_follow,
@@ -499,6 +521,7 @@ _HANDLERS = {
     "Announce": handle_announce,
     "Add": lambda fed, doc, actor, inbox: _conversations().handle_add(fed, doc, actor, inbox),
     "Remove": lambda fed, doc, actor, inbox: _conversations().handle_remove(fed, doc, actor, inbox),
+    "Offer": handle_offer,
 }
 
 

@@ -300,3 +300,12 @@ _VERBS = {
     "remove": lambda fed, p: conversations.publish_remove(fed, p),
     "backfill": lambda fed, p: conversations.publish_backfill(fed, p),
 }
+
+
+def _consent_verbs() -> None:
+    from hub.consent.federation import VERBS
+
+    _VERBS.update(VERBS)
+
+
+_consent_verbs()

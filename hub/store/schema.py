@@ -772,3 +772,71 @@ bookmarks = sa.Table(
     sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
     _created(),
 )
+
+
+# --- consent-based data sharing (hub/consent) ------------------------------------------------------
+
+profile_items = sa.Table(
+    # A customer's data items (email, phone, address, customer numbers...): private unless granted.
+    "profile_items",
+    metadata,
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+consent_grants = sa.Table(
+    # A grant of some items for some purposes, as the customer's hub keeps it (side "customer": the data
+    # is here) or as the organization's hub keeps it (side "organization": a capability to read it).
+    "consent_grants",
+    metadata,
+    _id(),
+    sa.Column("uri", sa.String(2048), nullable=False),
+    sa.Column("side", sa.String(16), nullable=False),  # customer | organization
+    sa.Column("customer_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("organization_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("items", sa.JSON, nullable=False),
+    sa.Column("purposes", sa.JSON, nullable=False),
+    sa.Column("conversation_uri", sa.String(2048), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),  # offered | accepted | rejected | revoked | expired
+    sa.Column("offer_uri", sa.String(2048), nullable=True),
+    sa.Column("capability_hash", sa.String(64), nullable=True),  # customer side: SHA-256 of the capability
+    sa.Column("sealed_capability", sa.Text, nullable=True),  # organization side: the capability, sealed
+    sa.Column("data_url", sa.String(2048), nullable=True),  # organization side: where to read
+    sa.Column("decided_by_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    _created(),
+    sa.Column("decided_at", UTCDateTime(), nullable=True),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.UniqueConstraint("uri", "side", name="uq_consent_grants_uri_side"),
+    sa.Index("ix_consent_grants_pair", "customer_id", "organization_id"),
+)
+
+consent_receipts = sa.Table(
+    # A consent receipt (after Kantara CR 1.1 / ISO/IEC TS 27560), signed by the customer's hub; both sides keep it.
+    "consent_receipts",
+    metadata,
+    _id(),
+    sa.Column("grant_id", sa.String(26), sa.ForeignKey("consent_grants.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("receipt_id", sa.String(2048), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),  # granted | accepted | rejected | revoked | expired
+    sa.Column("document", sa.JSON, nullable=False),
+    _created(),
+    sa.UniqueConstraint("grant_id", "receipt_id", name="uq_consent_receipts"),
+)
+
+consent_reads = sa.Table(
+    # Every read of granted data, kept by the customer's hub: the customer's access log.
+    "consent_reads",
+    metadata,
+    _id(),
+    sa.Column("grant_id", sa.String(26), sa.ForeignKey("consent_grants.id", ondelete="CASCADE"), nullable=False,
+              index=True),
+    sa.Column("customer_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("reader_uri", sa.String(2048), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("items", sa.JSON, nullable=False),
+    _created(),
+    sa.Index("ix_consent_reads_customer", "customer_id", "id"),
+)
