@@ -18,7 +18,7 @@ from aiohttp import web
 
 from hub import notify
 from hub.context import Hub
-from hub.errors import HubError, Unauthorized, UsageError
+from hub.errors import Forbidden, HubError, NotFound, Unauthorized, UsageError
 from hub.inbox import access, conversations, state, webhooks
 from hub.store import org as org_store
 
@@ -42,8 +42,35 @@ async def _account(request: web.Request, hub: Hub):
     async with hub.db.write() as conn:
         account = await org_store.get_account_by_token_hash(conn, digest)
         if account is None:
-            raise Unauthorized("invalid token")
+            return await _oauth_account(request, hub, digest)
         await org_store.touch_token(conn, account.token_id)
+    return account
+
+
+OAUTH_KEY = web.RequestKey("api_oauth", object)
+CONSENT_SCOPES = {"GET": "read:consent", "POST": "write:consent", "PUT": "write:consent"}
+
+
+async def _oauth_account(request: web.Request, hub: Hub, digest: str):
+    """An OAuth token (from an app authorized at /oauth/authorize) on the consent endpoints only: it needs the
+    explicit ``read:consent`` / ``write:consent`` scope and acts for the actor it was issued for."""
+    from hub.mastodon.core import grants, holder_of
+    from hub.store import mastodon as client_store
+
+    if "/consent/" not in request.path and not request.path.rstrip("/").endswith("/profile"):
+        raise Unauthorized("invalid token")
+    async with hub.db.read() as conn:
+        row = await client_store.get_token(conn, digest)
+        holder = await holder_of(conn, row) if row is not None else None
+    if holder is None:
+        raise Unauthorized("invalid token")
+    account, actor, _membership = holder
+    needed = CONSENT_SCOPES.get(request.method, "write:consent")
+    if not grants(row.scopes.split(), needed):
+        raise Forbidden(f"this token lacks the {needed} scope")
+    if request.match_info.get("actor", "").lower() != actor.username:
+        raise Forbidden(f"this token acts for @{actor.username} only")
+    request[OAUTH_KEY] = row
     return account
 
 
@@ -383,6 +410,100 @@ async def not_found(request: web.Request) -> web.Response:
     return error(404, f"no such endpoint: {request.method} {request.path}")
 
 
+# --- consent-based data sharing -----------------------------------------------------------------
+
+
+async def get_profile(request, hub, _account, acting):
+    from hub import consent
+
+    return web.json_response({"items": await consent.profile(hub, acting)})
+
+
+async def put_profile(request, hub, _account, acting):
+    from hub import consent
+
+    data = await _body(request)
+    items = data.get("items")
+    if not isinstance(items, dict) or not all(isinstance(v, (str, type(None))) for v in items.values()):
+        raise UsageError("'items' must map item names to strings (null removes one)")
+    for name, value in items.items():
+        await consent.set_item(hub, acting, name, value if value != "" else None)
+    return web.json_response({"items": await consent.profile(hub, acting)})
+
+
+async def list_grants(request, hub, _account, acting):
+    from hub import consent
+
+    return web.json_response({"items": await consent.grants(hub, acting)})
+
+
+async def create_grant(request, hub, _account, acting):
+    from hub import consent
+
+    data = await _body(request)
+    org = await hub.resolve_handle(_str(data, "organization", required=True))
+    grant = await consent.grant(hub, acting, org, items=_str_list(data, "items"), purposes=_str_list(data, "purposes"),
+                                conversation_uri=_str(data, "conversation"), expires=_str(data, "expires"))
+    return web.json_response(grant, status=201)
+
+
+async def revoke_grants(request, hub, _account, acting):
+    from hub import consent
+
+    data = await _body(request)
+    org = await hub.resolve_handle(_str(data, "organization", required=True))
+    return web.json_response({"items": await consent.revoke(hub, acting, org)})
+
+
+async def access_log(request, hub, _account, acting):
+    from hub import consent
+
+    return web.json_response({"items": await consent.access_log(hub, acting)})
+
+
+async def get_receipt(request, hub, _account, acting):
+    from hub.store import consent as consent_store
+
+    acting.require("agent")
+    async with hub.db.read() as conn:
+        receipt = await consent_store.get_receipt(conn, request.match_info["receipt"])
+        grant = await consent_store.get_grant(conn, receipt.grant_id) if receipt is not None else None
+    if grant is None or acting.actor.id not in (grant.customer_id if grant.side == "customer" else None,
+                                                grant.organization_id if grant.side == "organization" else None):
+        raise NotFound("no such receipt")
+    return web.json_response(receipt.document, headers={
+        "Content-Disposition": f'attachment; filename="consent-receipt-{receipt.id}.json"'})
+
+
+async def pending_offers(request, hub, _account, acting):
+    from hub import consent
+
+    return web.json_response({"items": await consent.pending(hub, acting)})
+
+
+async def decide_offer(request, hub, _account, acting):
+    from hub import consent
+
+    data = await _body(request)
+    accept = data.get("accept")
+    if not isinstance(accept, bool):
+        raise UsageError("'accept' must be true or false")
+    return web.json_response(await consent.decide(hub, acting, _str(data, "offer", required=True), accept=accept))
+
+
+async def read_granted(request, hub, _account, acting):
+    """What the organization may read of a customer for a purpose, now: the API a CRM uses."""
+    from hub import consent
+
+    customer_handle, purpose = request.query.get("customer"), request.query.get("purpose")
+    if not customer_handle or not purpose:
+        raise UsageError("give customer (a handle or URI) and purpose")
+    customer = await hub.resolve_handle(customer_handle)
+    items = await consent.read(hub, acting, customer, purpose)
+    return web.json_response({"customer": customer.uri, "purpose": purpose, "items": items},
+                             headers={"Cache-Control": "no-store"})
+
+
 ROUTES = [
     ("GET", "/me", me),
     ("GET", "/actors/{actor}/conversations", list_conversations),
@@ -414,6 +535,16 @@ ROUTES = [
     ("POST", "/actors/{actor}/identities/confirm", confirm_identity),
     ("GET", "/actors/{actor}/notifications", get_notifications),
     ("PATCH", "/actors/{actor}/notifications", set_notifications),
+    ("GET", "/actors/{actor}/profile", get_profile),
+    ("PUT", "/actors/{actor}/profile", put_profile),
+    ("GET", "/actors/{actor}/consent/grants", list_grants),
+    ("POST", "/actors/{actor}/consent/grants", create_grant),
+    ("POST", "/actors/{actor}/consent/revoke", revoke_grants),
+    ("GET", "/actors/{actor}/consent/log", access_log),
+    ("GET", "/actors/{actor}/consent/receipts/{receipt}", get_receipt),
+    ("GET", "/actors/{actor}/consent/pending", pending_offers),
+    ("POST", "/actors/{actor}/consent/decisions", decide_offer),
+    ("GET", "/actors/{actor}/consent/data", read_granted),
 ]
 
 

@@ -108,6 +108,13 @@ SCHEMAS = {
                                                 "apps": {"type": "boolean", "description":
                                                          "may speak as the actor from fediverse apps (its own "
                                                          "OAuth token); admins and owners always may"}}},
+    "Grant": {"type": "object", "properties": {
+        "id": {"type": "string"}, "uri": {"type": "string"}, "side": {"type": "string", "enum": ["customer", "organization"]},
+        "state": {"type": "string", "enum": ["offered", "accepted", "rejected", "revoked", "expired"]},
+        "offer": {"type": "string"}, "customer": {"type": "string"}, "organization": {"type": "string"},
+        "items": {"type": "array", "items": {"type": "string"}}, "purposes": {"type": "array", "items": {"type": "string"}},
+        "conversation": {"type": ["string", "null"]}, "expires": {"type": ["string", "null"]},
+        "receipts": {"type": "array", "items": {"type": "object"}}}},
     "AuditEntry": {"type": "object", "properties": {"id": {"type": "string"}, "at": TIME, "member": {"type": ["string", "null"]},
                                                     "action": {"type": "string"}, "conversation": {"type": ["string", "null"]},
                                                     "detail": {"type": ["object", "null"]}}},
@@ -136,6 +143,9 @@ def _body(properties: dict, required: list[str] | None = None) -> dict:
         "type": "object", "properties": properties, "required": required or []}}}}
 
 
+from hub.consent import PURPOSES  # noqa: E402
+
+PROFILE = {"type": "object", "properties": {"items": {"type": "object", "additionalProperties": {"type": "string"}}}}
 ACTOR = {"name": "actor", "in": "path", "required": True, "schema": {"type": "string"},
          "description": "username of the local actor (customer or organization) the login acts for"}
 CONV = {"name": "conversation", "in": "path", "required": True, "schema": {"type": "string"},
@@ -286,6 +296,58 @@ def document(base_url: str) -> dict:
             "patch": _op("Change some of the login's choices (the keys given; the others stay)",
                          {"200": _json(_ref("Notifications"))}, params=[ACTOR],
                          body=_body({c: {"type": "boolean"} for c in ("conversations", "messages", "assignments")})),
+        },
+        # Consent-based data sharing. These also take an OAuth token (from /oauth/authorize) with the explicit
+        # scope read:consent (GET) or write:consent, acting for the actor it was issued for.
+        "/actors/{actor}/profile": {
+            "get": _op("The actor's data items (private unless granted)", {"200": _json(PROFILE)}, params=[ACTOR]),
+            "put": _op("Set items (null or \"\" removes one)", {"200": _json(PROFILE)}, params=[ACTOR],
+                       body=_body({"items": {"type": "object", "additionalProperties": {"type": ["string", "null"]}}},
+                                  ["items"])),
+        },
+        "/actors/{actor}/consent/grants": {
+            "get": _op("Grants the actor made (as a customer) or received (as an organization), with receipts",
+                       {"200": _json(_items(_ref("Grant")))}, params=[ACTOR]),
+            "post": _op("Offer an organization access to items for purposes (an ActivityPub Offer)",
+                        {"201": _json(_ref("Grant"))}, params=[ACTOR], body=_body({
+                            "organization": {"type": "string", "description": "handle or actor URI"},
+                            "items": {"type": "array", "items": {"type": "string"}},
+                            "purposes": {"type": "array", "items": {"type": "string", "enum": list(PURPOSES)}},
+                            "conversation": {"type": "string"}, "expires": TIME},
+                            ["organization", "items", "purposes"])),
+        },
+        "/actors/{actor}/consent/revoke": {
+            "post": _op("End every live grant to an organization, at once (Undo)", {"200": _json(_items(_ref("Grant")))},
+                        params=[ACTOR], body=_body({"organization": {"type": "string"}}, ["organization"])),
+        },
+        "/actors/{actor}/consent/log": {
+            "get": _op("Every read of the actor's data by an organization", {"200": _json(_items({
+                "type": "object", "properties": {"at": TIME, "reader": {"type": "string"}, "reader_name": {
+                    "type": "string"}, "purpose": {"type": "string"}, "items": {"type": "array", "items": {
+                        "type": "string"}}, "text": {"type": "string"}}}))}, params=[ACTOR]),
+        },
+        "/actors/{actor}/consent/receipts/{receipt}": {
+            "get": _op("One consent receipt (Kantara CR 1.1 fields, signed by the customer's hub), as a download",
+                       {"200": _json({"type": "object"})},
+                       params=[ACTOR, {"name": "receipt", "in": "path", "required": True, "schema": {"type": "string"}}]),
+        },
+        "/actors/{actor}/consent/pending": {
+            "get": _op("Offers to the organization waiting for a member's decision",
+                       {"200": _json(_items(_ref("Grant")))}, params=[ACTOR]),
+        },
+        "/actors/{actor}/consent/decisions": {
+            "post": _op("Accept or reject an offer (admins)", {"200": _json(_ref("Grant"))}, params=[ACTOR],
+                        body=_body({"offer": {"type": "string"}, "accept": {"type": "boolean"}}, ["offer", "accept"])),
+        },
+        "/actors/{actor}/consent/data": {
+            "get": _op("What the organization may read of a customer for a purpose, now: exactly the items an "
+                       "active grant covers (read from the customer's hub, logged there); {} when nothing (admins)",
+                       {"200": _json({"type": "object", "properties": {
+                           "customer": {"type": "string"}, "purpose": {"type": "string"},
+                           "items": {"type": "object", "additionalProperties": {"type": "string"}}}})},
+                       params=[ACTOR, {"name": "customer", "in": "query", "required": True, "schema": {"type": "string"}},
+                               {"name": "purpose", "in": "query", "required": True,
+                                "schema": {"type": "string", "enum": list(PURPOSES)}}]),
         },
         # The bridge API: a bridge's own token (`roundtable bridge add`), not a login's.
         "/bridge/items": {

@@ -162,7 +162,13 @@ async def _receipt(conn, hub: Hub, grant_id: str, event: str) -> dict:
     grant = await consent_store.get_grant(conn, grant_id)
     doc = make_receipt(hub, grant, event)
     await consent_store.put_receipt(conn, grant.id, event, doc)
-    if not grant.organization_local and event != "granted":  # the granted receipt travels inside the Offer
+    if grant.organization_local:  # both sides on this hub: the organization's copy, and its state, at once
+        other = await consent_store.get_grant_by_uri(conn, grant.uri, "organization")
+        if other is not None:
+            await consent_store.put_receipt(conn, other.id, event, doc)
+            if event in ("revoked", "expired"):
+                await consent_store.set_state(conn, other.id, event, from_states=("offered", "accepted"))
+    elif event != "granted":  # the granted receipt travels inside the Offer
         await put_jobs(conn, [job_row("outbox.publish", {"verb": "consent_receipt", "grant_id": grant.id,
                                                          "event": event, "activity_id": new_id()})])
     return doc
@@ -247,10 +253,6 @@ async def revoke(hub: Hub, acting: Acting, organization: sa.Row) -> list[dict]:
                 if not row.organization_local:
                     await put_jobs(conn, [job_row("outbox.publish", {"verb": "consent_undo", "grant_id": row.id,
                                                                      "activity_id": new_id()})])
-                else:
-                    other = await consent_store.get_grant_by_uri(conn, row.uri, "organization")
-                    if other is not None:
-                        await consent_store.set_state(conn, other.id, "revoked", from_states=("offered", "accepted"))
         if not ended:
             raise NotFound(f"no live grant to {organization.uri}")
         await audit(conn, acting, "consent.revoke", organization=organization.uri, grants=ended)

@@ -32,7 +32,9 @@ SUB_SCOPES = {
 }
 FOLLOW_COVERS = {"read:follows", "write:follows", "read:blocks", "write:blocks", "read:mutes", "write:mutes"}
 ALL_SCOPES = ["read", "write", "follow", "push", "profile",
-              *(f"{top}:{sub}" for top, subs in SUB_SCOPES.items() for sub in subs)]
+              *(f"{top}:{sub}" for top, subs in SUB_SCOPES.items() for sub in subs),
+              # Roundtable: reading customers' granted data (/api/roundtable/v1/.../consent/...), never implied
+              "read:consent", "write:consent"]
 
 
 class ApiError(Exception):
@@ -65,6 +67,8 @@ def grants(scopes: list[str] | set[str], needed: str) -> bool:
     have = set(scopes)
     if needed in have:
         return True
+    if needed.endswith(":consent"):
+        return False  # only asked for by name: "read" does not reach customers' data
     top = needed.split(":")[0]
     if top in have and ":" in needed:
         return True

@@ -1,0 +1,90 @@
+"""Consent through the JSON API on one hub (customer and organization both
+local: no network between the sides, the same rules): no grant, nothing; a
+grant, exactly its items for its purposes; roles; OAuth scopes; the log;
+revocation; receipts signed by the hub."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub import actors
+from hub.consent import verify_receipt
+from hub.inbox import access
+from tests.integration.test_inbox_api import Api, token_for
+
+
+@pytest.fixture
+async def world(served_hub, session):
+    hub = served_hub
+    for username, kind in (("acme", "organization"), ("kim", "person"), ("ada", "person"), ("dana", "person")):
+        await actors.create_local_actor(hub, username, kind=kind, name=username.capitalize(), password="password123")
+    owner = await access.acting_as(hub, "acme")
+    await access.add_member(hub, owner, "ada", role="admin")
+    await access.add_member(hub, owner, "dana", role="agent")
+    apis = {u: Api(hub, session, await token_for(hub, u)) for u in ("kim", "ada", "dana")}
+    return hub, apis
+
+
+async def test_a_crm_reads_exactly_what_the_customer_granted(world, session):
+    hub, apis = world
+    kim, ada, dana = apis["kim"], apis["ada"], apis["dana"]
+    status, body = await kim.call("PUT", "/actors/kim/profile", {"items": {
+        "email": "kim@example.org", "phone": "+1 555", "order_number": "A-77"}})
+    assert status == 200 and body["items"]["order_number"] == "A-77"
+    status, body = await kim.call("PUT", "/actors/kim/profile", {"items": {"phone": ["x"]}})
+    assert status == 400
+    handle = f"kim@{hub.cfg.domain}"
+    status, body = await ada.call("GET", "/actors/acme/consent/data", customer=handle, purpose="support")
+    assert status == 200 and body["items"] == {}
+    status, grant = await kim.call("POST", "/actors/kim/consent/grants", {
+        "organization": f"acme@{hub.cfg.domain}", "items": ["email", "order_number"], "purposes": ["support"]})
+    assert status == 201, grant
+    status, grants = await kim.call("GET", "/actors/kim/consent/grants")
+    assert grants["items"][0]["state"] == "accepted"  # support: the organization takes it by itself
+    status, body = await ada.call("GET", "/actors/acme/consent/data", customer=handle, purpose="support")
+    assert body["items"] == {"email": "kim@example.org", "order_number": "A-77"}
+    status, body = await ada.call("GET", "/actors/acme/consent/data", customer=handle, purpose="marketing")
+    assert body["items"] == {}
+    status, body = await dana.call("GET", "/actors/acme/consent/data", customer=handle, purpose="support")
+    assert status == 403  # an agent cannot read customers' data
+    status, body = await ada.call("GET", "/actors/acme/consent/data", customer=handle, purpose="spying")
+    assert status == 400
+    status, log = await kim.call("GET", "/actors/kim/consent/log")
+    assert [(e["purpose"], e["items"]) for e in log["items"]] == [("support", ["email", "order_number"])]
+    # an app's OAuth token reads only with the explicit scope, and only for its own actor
+    from tests.integration.test_mastodon_api import Client, make_app, password_token
+
+    client = Client(hub, session)
+    app = await make_app(client, scopes="read write read:consent")
+    plain = await password_token(client, app, "ada", scope="read write")
+    scoped = await password_token(client, app, "ada", scope="read read:consent")
+    for token, expected in ((plain, 403), (scoped, 403)):  # ada's tokens act for ada, not for acme
+        api = Api(hub, session, token)
+        status, _ = await api.call("GET", "/actors/acme/consent/data", customer=handle, purpose="support")
+        assert status == expected
+    kim_scoped = Api(hub, session, await password_token(client, app, "kim", scope="read:consent"))
+    status, body = await kim_scoped.call("GET", "/actors/kim/consent/log")
+    assert status == 200 and len(body["items"]) == 1
+    status, body = await kim_scoped.call("GET", "/actors/kim/consent/grants")
+    assert status == 200
+    status, body = await Api(hub, session, plain).call("GET", "/actors/ada/profile")
+    assert status == 403  # "read" does not reach anyone's data
+    # revoked: nothing, at once; receipts are signed by this hub
+    status, ended = await kim.call("POST", "/actors/kim/consent/revoke", {"organization": f"acme@{hub.cfg.domain}"})
+    assert status == 200 and ended["items"][0]["state"] == "revoked"
+    status, body = await ada.call("GET", "/actors/acme/consent/data", customer=handle, purpose="support")
+    assert body["items"] == {}
+    status, grants = await kim.call("GET", "/actors/kim/consent/grants")
+    receipts = grants["items"][0]["receipts"]
+    assert [r["event"] for r in receipts] == ["granted", "accepted", "revoked"]
+    status, doc = await kim.call("GET", f"/actors/kim/consent/receipts/{receipts[-1]['id']}")
+    assert status == 200 and doc["event"] == "revoked"
+    public = hub.federation.instance_actor
+    from hub import crypto
+
+    pem = crypto.public_key_to_pem(hub.keys.private(public.private_key_pem).public_key())
+    assert verify_receipt(doc, pem)
+    status, _ = await dana.call("GET", f"/actors/kim/consent/receipts/{receipts[-1]['id']}")
+    assert status == 403  # not hers
+    status, org_side = await ada.call("GET", "/actors/acme/consent/grants")
+    assert org_side["items"][0]["state"] == "revoked" and len(org_side["items"][0]["receipts"]) == 3
