@@ -208,3 +208,6 @@ def setup(app: web.Application, hub: Hub) -> None:
     web_settings.setup(app)
     web_notifications.setup(app)
     web_instance.setup(app)
+    from hub import web_consent
+
+    web_consent.setup(app)

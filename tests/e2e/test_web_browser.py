@@ -182,7 +182,8 @@ async def test_a_customer_signs_up_writes_to_an_organization_elsewhere_and_reads
         for p, url in ((page, consent_url), (page, a.base_url + "/"), (page, a.base_url + "/home"), (page, customer_url),
                        (staff, f"{b.base_url}/inbox/{acme}"), (staff, staff.url), (page, f"{a.base_url}/inbox/{alice}/new"),
                        (staff, f"{b.base_url}/settings/actor/{acme}"), (page, f"{a.base_url}/settings/password"),
-                       (page, f"{a.base_url}/settings/notifications"), (staff, f"{b.base_url}/admin"),
+                       (page, f"{a.base_url}/settings/notifications"),
+                       (page, f"{a.base_url}/settings/data/{alice}"), (staff, f"{b.base_url}/admin"),
                        (staff, f"{b.base_url}/admin/domains"), (staff, f"{b.base_url}/admin/reports")):
             await p.goto(url)
             violations = await axe_violations(p)

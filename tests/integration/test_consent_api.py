@@ -88,3 +88,43 @@ async def test_a_crm_reads_exactly_what_the_customer_granted(world, session):
     assert status == 403  # not hers
     status, org_side = await ada.call("GET", "/actors/acme/consent/grants")
     assert org_side["items"][0]["state"] == "revoked" and len(org_side["items"][0]["receipts"]) == 3
+
+
+async def test_the_customers_own_page_shows_data_grants_receipts_and_every_read(world):
+    from tests.integration.test_web_accounts import Browser
+
+    hub, apis = world
+    browser = Browser(hub.cfg.base_url)
+    try:
+        status, _, _ = await browser.post("/login", {"login": "kim", "password": "password123", "next": "/home"},
+                                          csrf_from="/login", follow=True)
+        status, page, _ = await browser.post("/settings/data/kim", {"action": "set_item", "name": "address",
+                                                                    "value": "9 Elm Row"}, csrf_from="/settings/data/kim")
+        assert status == 200 and "9 Elm Row" in page
+        status, page, _ = await browser.post("/settings/data/kim", {
+            "action": "grant", "organization": f"acme@{hub.cfg.domain}", "item": "address", "purpose": "delivery"},
+            csrf_from="/settings/data/kim")
+        assert status == 200 and "Offered address" in page, page
+        # delivery is not a purpose acme takes by itself: its admin accepts, then reads
+        status, offers = await apis["ada"].call("GET", "/actors/acme/consent/pending")
+        await apis["ada"].call("POST", "/actors/acme/consent/decisions", {"offer": offers["items"][0]["offer"],
+                                                                           "accept": True})
+        status, body = await apis["ada"].call("GET", "/actors/acme/consent/data", customer=f"kim@{hub.cfg.domain}",
+                                              purpose="delivery")
+        assert body["items"] == {"address": "9 Elm Row"}
+        status, page, _ = await browser.get("/settings/data/kim")
+        assert "Acme read your address for delivery on" in page
+        receipt_link = page.split('href="/settings/data/kim/receipts/')[1].split('"')[0]
+        status, doc, resp = await browser.get(f"/settings/data/kim/receipts/{receipt_link}")
+        assert status == 200 and "attachment" in resp.headers["Content-Disposition"]
+        assert '"piiPrincipalId"' in doc
+        status, page, _ = await browser.post("/settings/data/kim", {
+            "action": "revoke", "organization": f"{hub.cfg.base_url}/users/acme"}, csrf_from="/settings/data/kim")
+        assert "Revoked" in page
+        status, body = await apis["ada"].call("GET", "/actors/acme/consent/data", customer=f"kim@{hub.cfg.domain}",
+                                              purpose="delivery")
+        assert body["items"] == {}
+        status, _, _ = await browser.get("/settings/data/acme")
+        assert status in (403, 404)  # not kim's to see
+    finally:
+        await browser.close()
