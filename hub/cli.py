@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hub.commands_consent import add_consent_commands
 
     add_consent_commands(sub, common)
+    from hub.commands_export import add_export_commands
+
+    add_export_commands(sub, common)
     return p
 
 

@@ -37,10 +37,12 @@ async def run(cfg: Config, args: argparse.Namespace) -> int:
         from hub.commands_admin import COMMANDS as ADMIN_COMMANDS
         from hub.commands_bridge import COMMANDS as BRIDGE_COMMANDS
         from hub.commands_consent import COMMANDS as CONSENT_COMMANDS
+        from hub.commands_export import COMMANDS as EXPORT_COMMANDS
         from hub.commands_inbox import COMMANDS as INBOX_COMMANDS
 
         handler = (COMMANDS.get(args.command) or INBOX_COMMANDS.get(args.command) or ADMIN_COMMANDS.get(args.command)
-                   or CONSENT_COMMANDS.get(args.command) or BRIDGE_COMMANDS[args.command])
+                   or CONSENT_COMMANDS.get(args.command) or EXPORT_COMMANDS.get(args.command)
+                   or BRIDGE_COMMANDS[args.command])
         return await handler(hub, args) or 0
     finally:
         await hub.close()

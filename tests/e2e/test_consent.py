@@ -111,3 +111,25 @@ def test_a_purpose_the_organization_declared_is_accepted_at_once(hubs):
         rc, _out, err = a.cli("consent", "grant", customer, f"{org}@{b.domain}", *args, check=False)
         assert rc != 0 and needle in err, (args, err)
     assert len(a.cli_json("consent", "list", customer)) == 1
+
+
+def test_the_export_takes_the_consent_record_with_it(hubs, tmp_path):
+    import zipfile
+
+    a, b = hubs
+    customer, org = unique("conx"), unique("conxo")
+    add(a, customer, "person")
+    add(b, org, "organization")
+    a.cli("profile", "set", customer, "email", "x@example.org")
+    a.cli("consent", "grant", customer, f"{org}@{b.domain}", "--items", "email", "--purpose", "support")
+    wait_until(lambda: a.cli_json("consent", "list", customer)[0]["state"] == "accepted", timeout=20,
+               message="the acceptance")
+    assert b.cli_json("consent", "read", org, f"{customer}@{a.domain}", "--purpose", "support") == {
+        "email": "x@example.org"}
+    out = tmp_path / "export.zip"
+    manifest = json.loads(a.cli("export", customer, "--out", str(out), "--without-private-key", "--json"))
+    assert manifest["actor"] == a.actor_uri(customer) and manifest["privateKey"] is False
+    with zipfile.ZipFile(out) as z:
+        record = json.loads(z.read("consent.json"))
+    assert [r["event"] for r in record["receipts"]] == ["granted", "accepted"]
+    assert [(r["purpose"], r["items"]) for r in record["reads"]] == [("support", ["email"])]

@@ -1,0 +1,74 @@
+"""``roundtable export``: the archive holds the actor, its outbox, the conversations it
+owns with every message, its private state and notes, follows, consent data and
+receipts, media, an mbox of what went through email, and a readable HTML copy."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import zipfile
+
+import sqlalchemy as sa
+
+from hub import actors, consent, media
+from hub.inbox import access, conversations, state
+from hub.store.schema import messages
+
+
+async def test_an_export_holds_everything_that_is_the_actors(hub, tmp_path):
+    for username, kind in (("kim", "person"), ("acme", "organization")):
+        await actors.create_local_actor(hub, username, kind=kind, name=username.capitalize(), password="password123")
+    kim, org = await access.acting_as(hub, "kim"), await access.acting_as(hub, "acme")
+    picture = b"\x89PNG\r\n\x1a\n" + b"kettle" * 10
+    conv, first = await conversations.start(hub, kim, [org.actor], "My kettle leaks", subject="Leaking kettle",
+                                            files=[media.NewFile("leak.png", "image/png", picture)])
+    await conversations.reply(hub, org, conv, "Sorry! A new one ships today.")
+    await state.update(hub, kim, conv, note="ask for a refund if it leaks again", add_labels=["kitchen"])
+    await state.update(hub, org, conv, note="batch 42 again")  # the organization's note: never in kim's export
+    await consent.set_item(hub, kim, "email", "kim@example.org")
+    # a message that came through email (as the email bridge stores one) goes into the mbox too
+    async with hub.db.write() as conn:
+        await conn.execute(sa.update(messages).where(messages.c.id == first.id).values(network="email"))
+
+    out = tmp_path / "kim.zip"
+    from hub import export
+
+    manifest = await export.export(hub, kim, out)
+    assert manifest["format"] == "roundtable-export/1" and manifest["privateKey"] is True
+    with zipfile.ZipFile(out) as z:
+        names = set(z.namelist())
+        actor = json.loads(z.read("actor.json"))
+        outbox = json.loads(z.read("outbox.json"))
+        conv_doc = json.loads(z.read(f"conversations/{conv.uri.rsplit('/', 1)[-1]}.json"))
+        consent_doc = json.loads(z.read("consent.json"))
+        page = z.read("index.html").decode()
+        box_bytes = z.read("mail.mbox")
+        sha = next(n for n in names if n.startswith("media/"))
+        assert z.read(sha) == picture
+    assert {"manifest.json", "actor.json", "outbox.json", "following.json", "followers.json", "consent.json",
+            "index.html", "mail.mbox"} <= names
+    assert actor["id"] == kim.actor.uri and "BEGIN PRIVATE KEY" in actor["privateKeyPem"]
+    assert [a["object"]["content"] for a in outbox["orderedItems"]] == ["<p>My kettle leaks</p>"]
+    assert conv_doc["owned"] is True and conv_doc["subject"] == "Leaking kettle"
+    assert [m["roundtable:network"] for m in conv_doc["messages"]] == ["email", "activitypub"]
+    assert "A new one ships today" in conv_doc["messages"][1]["content"]
+    assert conv_doc["state"]["labels"] == ["kitchen"]
+    assert [n["text"] for n in conv_doc["privateNotes"]] == ["ask for a refund if it leaks again"]
+    assert "batch 42" not in json.dumps(conv_doc) and "batch 42" not in page
+    assert consent_doc["profile"] == {"email": "kim@example.org"}
+    assert "Leaking kettle" in page and "My kettle leaks" in page
+    box_path = tmp_path / "mail.mbox"
+    box_path.write_bytes(box_bytes)
+    mails = list(mailbox.mbox(box_path))
+    assert [m["Subject"] for m in mails] == ["Leaking kettle", "Leaking kettle"]
+    assert "My kettle leaks" in mails[0].get_payload()
+
+    # without the private key; the organization exports its own side (its note, not kim's)
+    manifest = await export.export(hub, kim, tmp_path / "kim-public.zip", private_key=False)
+    with zipfile.ZipFile(tmp_path / "kim-public.zip") as z:
+        assert "privateKeyPem" not in json.loads(z.read("actor.json")) and manifest["privateKey"] is False
+    await export.export(hub, org, tmp_path / "acme.zip")
+    with zipfile.ZipFile(tmp_path / "acme.zip") as z:
+        conv_doc = json.loads(z.read(f"conversations/{conv.uri.rsplit('/', 1)[-1]}.json"))
+    assert conv_doc["owned"] is False and "messages" not in conv_doc  # the customer owns it
+    assert [n["text"] for n in conv_doc["privateNotes"]] == ["batch 42 again"]
