@@ -8,12 +8,30 @@ from hub.inbox import access
 
 
 def add_export_commands(sub, common) -> None:
+    from hub.cli import _Parser
+
     c = sub.add_parser("export", help="write everything that is an actor's to one ZIP archive",
                        description="write everything that is an actor's to one ZIP archive", parents=[common])
     c.add_argument("username", metavar="USERNAME")
     c.add_argument("--out", required=True, metavar="PATH")
     c.add_argument("--without-private-key", action="store_true", help="leave the actor's private key out")
     c.add_argument("--json", action="store_true", help="print the archive's manifest")
+
+    c = sub.add_parser("import", help="restore an export archive into an account (created if missing; refused if "
+                       "it has content)", description="restore an export archive into an account", parents=[common])
+    c.add_argument("path", metavar="PATH")
+    c.add_argument("--as", dest="as_username", required=True, metavar="USERNAME")
+    c.add_argument("--password-stdin", action="store_true", help="the new account's password, from stdin")
+    c.add_argument("--json", action="store_true")
+
+    g = sub.add_parser("alias", help="other accounts that are you (alsoKnownAs), for a Move",
+                       description="other accounts that are you (alsoKnownAs), for a Move", parents=[common])
+    gs = g.add_subparsers(dest="alias_command", required=True, parser_class=_Parser)
+    c = gs.add_parser("add", help="name OLD_HANDLE as another account of USERNAME", parents=[common])
+    c.add_argument("username", metavar="USERNAME")
+    c.add_argument("old", metavar="OLD_HANDLE")
+    c = gs.add_parser("list", help="the aliases of USERNAME", parents=[common])
+    c.add_argument("username", metavar="USERNAME")
 
 
 async def cmd_export(hub: Hub, args) -> int:
@@ -28,4 +46,33 @@ async def cmd_export(hub: Hub, args) -> int:
     return 0
 
 
-COMMANDS = {"export": cmd_export}
+async def cmd_import(hub: Hub, args) -> int:
+    import sys
+
+    from hub import importer
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    summary = await importer.import_archive(hub, args.path, args.as_username, password=password)
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"imported {summary['from']} into {summary['actor']}: {summary['conversations']} conversations "
+              f"restored, {summary['not_restored']} left to their owners, {summary['profile_items']} data items")
+    return 0
+
+
+async def cmd_alias(hub: Hub, args) -> int:
+    from hub import moving
+
+    acting = await access.acting_as(hub, args.username)
+    if args.alias_command == "add":
+        old = await hub.resolve_handle(args.old)
+        aliases = await moving.add_alias(hub, acting, old)
+    else:
+        aliases = list(acting.actor.also_known_as or [])
+    for uri in aliases:
+        print(uri)
+    return 0
+
+
+COMMANDS = {"export": cmd_export, "import": cmd_import, "alias": cmd_alias}

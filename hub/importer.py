@@ -1,0 +1,218 @@
+"""Import an export archive (``hub/export.py``) into an account on this hub.
+
+The conversations the actor owned come back owned by the account here, with
+every message (their authors as they were; the old self becomes the new
+actor), their files, the actor's private state and notes. Each gets a new
+collection URI on this hub that names the old one as an alias, so messages
+addressed to the old context are matched to it. Profile items come back;
+grants do not (they name the old hub's data endpoint: grant again from here).
+Conversations others own come back when their owners' hubs follow the
+``Move`` (``roundtable move``). The account is created when it does not exist
+and refused when it already has content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import zipfile
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from hub import actors as actors_mod
+from hub import media
+from hub import text as textmod
+from hub.context import Hub
+from hub.errors import Conflict, UsageError
+from hub.export import FORMAT
+from hub.ids import new_id
+from hub.store import actors as actor_store
+from hub.store import bridges as bridge_store
+from hub.store import consent as consent_store
+from hub.store import conversations as conv_store
+from hub.store import messages as msg_store
+from hub.store.base import utcnow
+from hub.store.schema import conversation_states, follows, messages
+
+MAX_ARCHIVE_MEMBER = 64 * 1024 * 1024
+
+
+def _read(path: Path) -> dict:
+    try:
+        z = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"{path} is not a Roundtable export archive: {exc}") from None
+    with z:
+        names = set(z.namelist())
+        if "manifest.json" not in names or "actor.json" not in names:
+            raise UsageError(f"{path} is not a Roundtable export archive (no manifest.json)")
+
+        def load(name: str):
+            if z.getinfo(name).file_size > MAX_ARCHIVE_MEMBER:
+                raise UsageError(f"{name} in the archive is too large")
+            return json.loads(z.read(name))
+
+        manifest = load("manifest.json")
+        if manifest.get("format") != FORMAT:
+            raise UsageError(f"unknown archive format {manifest.get('format')!r} (this hub reads {FORMAT})")
+        data = {"manifest": manifest, "actor": load("actor.json"),
+                "conversations": [load(n) for n in sorted(names) if n.startswith("conversations/")],
+                "consent": load("consent.json") if "consent.json" in names else {},
+                "media": {}}
+        for n in names:
+            if n.startswith("media/") and z.getinfo(n).file_size <= MAX_ARCHIVE_MEMBER:
+                data["media"][n.removeprefix("media/")] = z.read(n)
+    return data
+
+
+def _time(value) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return utcnow()
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+async def _has_content(conn, actor_id: str) -> bool:
+    for stmt in (sa.select(messages.c.id).where(messages.c.actor_id == actor_id).limit(1),
+                 sa.select(conversation_states.c.id).where(conversation_states.c.actor_id == actor_id).limit(1),
+                 sa.select(follows.c.id).where(sa.or_(follows.c.follower_id == actor_id,
+                                                      follows.c.followee_id == actor_id)).limit(1)):
+        if (await conn.execute(stmt)).first() is not None:
+            return True
+    return False
+
+
+async def _actor_for(hub: Hub, uri: str) -> sa.Row:
+    """A participant or author: known here, else fetched, else kept as a name only (its hub may be gone)."""
+    async with hub.db.read() as conn:
+        row = await actor_store.get_actor_by_uri(conn, uri)
+    if row is not None:
+        return row
+    if hub.federation is not None:
+        from hub.errors import HubError
+        from hub.federation import discovery
+
+        try:
+            return await discovery.ensure_actor(hub.federation, uri)
+        except HubError:
+            pass
+    parts = urlsplit(uri)
+    async with hub.db.write() as conn:
+        await actor_store.upsert_remote_actor(conn, {
+            "id": new_id(), "uri": uri, "type": "Person", "username": parts.path.rstrip("/").rsplit("/", 1)[-1][:255]
+            or "unknown", "domain": parts.netloc, "url": uri}, [])
+        return await actor_store.get_actor_by_uri(conn, uri)
+
+
+async def import_archive(hub: Hub, path: str | Path, username: str, *, password: str | None = None) -> dict:
+    data = await asyncio.to_thread(_read, Path(path))
+    doc = data["actor"]
+    old_uri = doc.get("id")
+    if not isinstance(old_uri, str):
+        raise UsageError("the archive's actor has no id")
+    kind = "organization" if doc.get("type") == "Organization" else "person"
+    async with hub.db.read() as conn:
+        actor = await actor_store.get_local_actor(conn, username.lower())
+        if actor is not None and await _has_content(conn, actor.id):
+            raise Conflict(f"@{username} already has content: import into a new or empty account")
+    created = actor is None
+    if created:
+        actor = await actors_mod.create_local_actor(hub, username, kind=kind, name=doc.get("name"),
+                                                    password=password)
+    changes = {}
+    if doc.get("name") and not actor.name:
+        changes["name"] = str(doc["name"])[:255]
+    if doc.get("summary"):
+        changes["summary"] = textmod.sanitize_html(str(doc["summary"]))
+    if changes:
+        actor = await actors_mod.update_profile(hub, actor, **changes)
+
+    restored = skipped = 0
+    for conv in data["conversations"]:
+        if not conv.get("owned") or not isinstance(conv.get("messages"), list):
+            skipped += 1
+            continue
+        others = {}
+        for p in conv.get("participants") or []:
+            if isinstance(p, dict) and isinstance(p.get("id"), str) and p["id"] != old_uri:
+                others[p["id"]] = await _actor_for(hub, p["id"])
+        authors = {}
+        for note in conv["messages"]:
+            author = note.get("attributedTo")
+            if isinstance(author, str) and author != old_uri and author not in others and author not in authors:
+                authors[author] = await _actor_for(hub, author)
+        conv_id = new_id()
+        async with hub.db.write() as conn:
+            if await conv_store.get_conversation_by_any_uri(conn, conv["id"]) is not None:
+                skipped += 1  # already here (this hub took part in it): the Move repoints it
+                continue
+            await msg_store.ensure_conversation(conn, uri=hub.uris.conversation(conv_id), owner_id=actor.id,
+                                                local=True, conversation_id=conv_id)
+            await conv_store.update_conversation(conn, conv_id, {
+                "subject": conv.get("subject"), "visibility": conv.get("visibility") or "direct",
+                "closed_at": _time(conv["closed"]) if conv.get("closed") else None})
+            await conv_store.put_alias(conn, conv["id"], conv_id)  # the old collection names this one
+            await conv_store.put_participant(conn, conv_id, actor.id, role="owner", added_by_id=actor.id)
+            for other in others.values():
+                await conv_store.put_participant(conn, conv_id, other.id, role="participant", added_by_id=actor.id)
+            last = None
+            for note in conv["messages"]:
+                if not isinstance(note, dict) or not isinstance(note.get("id"), str):
+                    continue
+                author_uri = note.get("attributedTo")
+                author = actor if author_uri == old_uri else (others.get(author_uri) or authors.get(author_uri))
+                if author is None:
+                    continue
+                existing = await msg_store.get_message_by_uri(conn, note["id"])
+                if existing is not None:
+                    await msg_store.update_message(conn, existing.id, {"conversation_id": conv_id})
+                    continue
+                html = textmod.sanitize_html(str(note.get("content") or ""))
+                message_id = new_id()
+                published = _time(note.get("published"))
+                await msg_store.put_message(conn, {
+                    "id": message_id, "uri": note["id"], "url": note.get("url") if isinstance(note.get("url"), str)
+                    else note["id"], "actor_id": author.id, "conversation_id": conv_id,
+                    "in_reply_to_uri": note.get("inReplyTo") if isinstance(note.get("inReplyTo"), str) else None,
+                    "content_html": html, "content_text": textmod.html_to_text(html), "visibility": "direct",
+                    "to_uris": [], "cc_uris": [], "mention_uris": [], "local": False,
+                    "network": str(note.get("roundtable:network") or "activitypub")[:32],
+                    "published_at": published, "flags": ["imported"]})
+                for att in note.get("attachment") or []:
+                    sha = att.get("roundtable:sha256") if isinstance(att, dict) else None
+                    blob = data["media"].get(sha) if sha else None
+                    if blob is None:
+                        continue
+                    digest = await asyncio.to_thread(media.store, hub.cfg, blob)
+                    await bridge_store.put_attachment(
+                        conn, message_id=message_id, filename=str(att.get("name") or "file")[:255],
+                        content_type=str(att.get("mediaType") or "application/octet-stream")[:255],
+                        size=len(blob), sha256=digest)
+                last = (published, message_id)
+            state = await conv_store.ensure_state(conn, conv_id, actor.id, at=last[0] if last else None)
+            wanted = conv.get("state") or {}
+            await conv_store.update_state(conn, state.id, {
+                "status": wanted.get("status") if wanted.get("status") in ("open", "pending", "resolved") else "open",
+                "priority": int(wanted.get("priority") or 0), "team": wanted.get("team"),
+                "last_message_at": last[0] if last else utcnow(), "last_message_id": last[1] if last else None})
+            labels = [str(x)[:64] for x in wanted.get("labels") or [] if isinstance(x, str)]
+            if labels:
+                await conv_store.add_labels(conn, state.id, labels)
+            for n in conv.get("privateNotes") or []:
+                if isinstance(n, dict) and isinstance(n.get("text"), str):
+                    await conv_store.put_note(conn, conversation_id=conv_id, actor_id=actor.id, account_id=None,
+                                              text=n["text"])
+            if last is not None:
+                await conv_store.update_conversation(conn, conv_id, {"last_message_at": last[0]})
+        restored += 1
+    profile = (data.get("consent") or {}).get("profile") or {}
+    async with hub.db.write() as conn:
+        for name, value in profile.items():
+            if isinstance(name, str) and isinstance(value, str):
+                await consent_store.set_item(conn, actor.id, name[:64], value[:2000])
+    return {"actor": actor.uri, "created": created, "from": old_uri, "conversations": restored,
+            "not_restored": skipped, "profile_items": len(profile)}
