@@ -33,6 +33,13 @@ def add_export_commands(sub, common) -> None:
     c = gs.add_parser("list", help="the aliases of USERNAME", parents=[common])
     c.add_argument("username", metavar="USERNAME")
 
+    c = sub.add_parser("move", help="move USERNAME to NEW_HANDLE: followers and conversations follow (Move)",
+                       description="move USERNAME to NEW_HANDLE (which names USERNAME in alsoKnownAs)",
+                       parents=[common])
+    c.add_argument("username", metavar="USERNAME")
+    c.add_argument("new", metavar="NEW_HANDLE")
+    c.add_argument("--json", action="store_true")
+
 
 async def cmd_export(hub: Hub, args) -> int:
     from hub import export
@@ -75,4 +82,18 @@ async def cmd_alias(hub: Hub, args) -> int:
     return 0
 
 
-COMMANDS = {"export": cmd_export, "import": cmd_import, "alias": cmd_alias}
+async def cmd_move(hub: Hub, args) -> int:
+    from hub import moving
+
+    acting = await access.acting_as(hub, args.username)
+    target = await hub.resolve_handle(args.new)
+    summary = await moving.move(hub, acting, target)
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"{summary['actor']} moved to {summary['moved_to']}: {summary['followers']} followers and "
+              f"{summary['conversations']} conversations are told")
+    return 0
+
+
+COMMANDS = {"export": cmd_export, "import": cmd_import, "alias": cmd_alias, "move": cmd_move}

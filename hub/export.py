@@ -107,6 +107,7 @@ async def collect(hub: Hub, acting: Acting, *, private_key: bool = True) -> dict
                                                attachments=conv_files[r.id])
                     note["roundtable:network"] = r.network
                     note["roundtable:authorName"] = r.author_name or r.author_username
+                    note["source"] = {"content": r.content_text, "mediaType": "text/plain"}  # as written
                     for doc, f in zip(note.get("attachment") or [], conv_files[r.id], strict=False):
                         if f.sha256:  # the file is in media/ under this name: an import restores it
                             doc["roundtable:sha256"] = f.sha256

@@ -76,6 +76,13 @@ def _time(value) -> dt.datetime:
     return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
+def _source(note: dict) -> str | None:
+    source = note.get("source")
+    if isinstance(source, dict) and source.get("mediaType") == "text/plain" and isinstance(source.get("content"), str):
+        return source["content"]
+    return None
+
+
 async def _has_content(conn, actor_id: str) -> bool:
     for stmt in (sa.select(messages.c.id).where(messages.c.actor_id == actor_id).limit(1),
                  sa.select(conversation_states.c.id).where(conversation_states.c.actor_id == actor_id).limit(1),
@@ -178,7 +185,8 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
                     "id": message_id, "uri": note["id"], "url": note.get("url") if isinstance(note.get("url"), str)
                     else note["id"], "actor_id": author.id, "conversation_id": conv_id,
                     "in_reply_to_uri": note.get("inReplyTo") if isinstance(note.get("inReplyTo"), str) else None,
-                    "content_html": html, "content_text": textmod.html_to_text(html), "visibility": "direct",
+                    "content_html": html, "content_text": _source(note) or textmod.html_to_text(html),
+                    "visibility": "direct",
                     "to_uris": [], "cc_uris": [], "mention_uris": [], "local": False,
                     "network": str(note.get("roundtable:network") or "activitypub")[:32],
                     "published_at": published, "flags": ["imported"]})

@@ -1,4 +1,5 @@
-"""Moving an account: aliases (``alsoKnownAs``) now; ``Move`` itself comes next."""
+"""Moving an account: aliases (``alsoKnownAs``), ``Move`` (sent and received) and what a Move changes
+on each hub: followers follow the new actor, which takes the old one's place in its conversations."""
 
 from __future__ import annotations
 
@@ -31,3 +32,137 @@ async def add_alias(hub: Hub, acting: Acting, old: sa.Row) -> list[str]:
         await audit(conn, acting, "actor.alias", alias=old.uri)
     hub.wake()
     return aliases
+
+
+COOLDOWN_DAYS = 30  # as Mastodon: an account that moved cannot move again for a month
+
+
+async def move(hub: Hub, acting: Acting, target: sa.Row) -> dict:
+    """Point every follower and participant from this actor to ``target``: the old actor gets ``movedTo``
+    and sends ``Move`` (Mastodon's checks: the target names this actor in ``alsoKnownAs``; a cooldown)."""
+    import datetime as dt
+
+    from hub.federation import discovery
+    from hub.store import conversations as conv_store
+    from hub.store import social
+    from hub.store.base import utcnow
+    from hub.store.schema import conversation_participants
+
+    acting.require("owner")
+    actor = acting.actor
+    if target.id == actor.id:
+        raise UsageError("an account cannot move to itself")
+    if not target.local and hub.federation is not None:
+        target = await discovery.ensure_actor(hub.federation, target.uri, refresh=True)
+    if actor.uri not in (target.also_known_as or []):
+        raise UsageError(f"{target.uri} does not name {actor.uri} in alsoKnownAs: "
+                         "on the new account, run `roundtable alias add NEW OLD_HANDLE` first")
+    moved_at = (actor.settings or {}).get("moved_at")
+    if moved_at and dt.datetime.fromisoformat(moved_at) > utcnow() - dt.timedelta(days=COOLDOWN_DAYS):
+        raise UsageError(f"this account moved less than {COOLDOWN_DAYS} days ago")
+    async with hub.db.write() as conn:
+        await actor_store.update_actor(conn, actor.id, {
+            "moved_to": target.uri, "settings": {**(actor.settings or {}), "moved_at": utcnow().isoformat()}})
+        followers = await social.list_follower_targets(conn, actor.id)
+        conv_ids = list((await conn.execute(sa.select(conversation_participants.c.conversation_id).where(
+            conversation_participants.c.actor_id == actor.id))).scalars())
+        others = set()
+        for conv_id in conv_ids:
+            for p in await conv_store.list_participants(conn, conv_id):
+                if p.id != actor.id:
+                    others.add(p.id)
+        await put_jobs(conn, [
+            job_row("outbox.publish", {"verb": "update_actor", "actor_id": actor.id, "activity_id": new_id()}),
+            job_row("outbox.publish", {"verb": "move", "actor_id": actor.id, "target": target.uri,
+                                       "activity_id": new_id(), "also_to": sorted(others)})])
+        await audit(conn, acting, "actor.move", target=target.uri)
+    hub.wake()
+    return {"actor": actor.uri, "moved_to": target.uri, "followers": len(followers),
+            "conversations": len(conv_ids)}
+
+
+async def publish_move(fed, p: dict) -> None:
+    """``Move`` to the followers' inboxes and to everyone the actor shares a conversation with."""
+    from hub.federation import render
+    from hub.federation.publish import inbox_of, store_and_deliver
+    from hub.store import social
+
+    hub = fed.hub
+    async with hub.db.read() as conn:
+        actor = await actor_store.get_actor_by_id(conn, p["actor_id"])
+        inboxes: list[str] = []
+        follower_rows = await social.list_follower_targets(conn, actor.id)
+        others = [await actor_store.get_actor_by_id(conn, i) for i in p.get("also_to") or []]
+    for row in follower_rows:
+        inbox = getattr(row, "shared_inbox_uri", None) or getattr(row, "inbox_uri", None)
+        if inbox:
+            inboxes.append(inbox)
+    inboxes += [inbox_of(o) for o in others if o is not None and not o.local]
+    doc = render.activity("Move", id="", actor=actor.uri, object=actor.uri, target=p["target"],
+                          to=[actor.followers_uri], cc=[o.uri for o in others if o is not None])
+    async with hub.db.write() as conn:
+        await store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=doc, signer=actor, inboxes=inboxes)
+    # followers and participants on this same hub move here and now
+    await follow_move(hub, actor, p["target"])
+
+
+async def follow_move(hub: Hub, origin: sa.Row, target_uri: str) -> dict:
+    """This hub's side of a Move: local followers of ``origin`` follow the target instead, and the target
+    takes ``origin``'s place (and ownership) in the conversations it was in."""
+    from hub import outbox
+    from hub.errors import HubError
+    from hub.store import conversations as conv_store
+    from hub.store import social
+    from hub.store.schema import conversation_participants, conversations
+
+    async with hub.db.read() as conn:
+        target = await actor_store.get_actor_by_uri(conn, target_uri)
+    if target is None and hub.federation is not None:
+        from hub.federation import discovery
+
+        target = await discovery.ensure_actor(hub.federation, target_uri)
+    if target is None:
+        raise UsageError(f"unknown target {target_uri}")
+    moved = 0
+    async with hub.db.read() as conn:
+        local_followers = await social.list_local_followers_of(conn, origin.id)
+    for follower_id in local_followers:
+        async with hub.db.read() as conn:
+            follower = await actor_store.get_actor_by_id(conn, follower_id)
+        try:
+            await outbox.follow(hub, follower, target)
+            await outbox.unfollow(hub, follower, origin)
+            moved += 1
+        except HubError:
+            continue
+    async with hub.db.write() as conn:
+        conv_ids = list((await conn.execute(sa.select(conversation_participants.c.conversation_id).where(
+            conversation_participants.c.actor_id == origin.id))).scalars())
+        for conv_id in conv_ids:
+            if await conv_store.is_participant(conn, conv_id, target.id):
+                continue
+            await conv_store.replace_participant(conn, conv_id, origin.id, target.id)
+            await conn.execute(sa.update(conversations).where(conversations.c.id == conv_id,
+                                                              conversations.c.owner_id == origin.id)
+                               .values(owner_id=target.id, local=bool(target.local)))
+    hub.wake()
+    return {"followers": moved, "conversations": len(conv_ids)}
+
+
+async def handle_move(fed, doc: dict, actor: sa.Row, _inbox: str | None):
+    """An inbound ``Move``: the actor moves itself, and the target names it in ``alsoKnownAs`` (fetched fresh)."""
+    from hub.errors import BadRequest
+    from hub.federation import discovery
+    from hub.federation import documents as docs
+    from hub.jobs import DONE
+
+    origin_uri, target_uri = docs.id_of(doc.get("object")), docs.id_of(doc.get("target"))
+    if origin_uri != actor.uri or not target_uri:
+        raise BadRequest("a Move moves its own actor to a target")
+    target = await discovery.ensure_actor(fed, target_uri, refresh=True)
+    if actor.uri not in (target.also_known_as or []):
+        raise BadRequest("the Move's target does not name the actor in alsoKnownAs")
+    async with fed.hub.db.write() as conn:
+        await actor_store.update_actor(conn, actor.id, {"moved_to": target.uri})
+    await follow_move(fed.hub, actor, target.uri)
+    return DONE

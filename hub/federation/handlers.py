@@ -522,7 +522,14 @@ _HANDLERS = {
     "Add": lambda fed, doc, actor, inbox: _conversations().handle_add(fed, doc, actor, inbox),
     "Remove": lambda fed, doc, actor, inbox: _conversations().handle_remove(fed, doc, actor, inbox),
     "Offer": handle_offer,
+    "Move": lambda fed, doc, actor, inbox: _moving().handle_move(fed, doc, actor, inbox),
 }
+
+
+def _moving():
+    from hub import moving
+
+    return moving
 
 
 def _conversations():

@@ -304,8 +304,10 @@ _VERBS = {
 
 def _consent_verbs() -> None:
     from hub.consent.federation import VERBS
+    from hub.moving import publish_move
 
     _VERBS.update(VERBS)
+    _VERBS["move"] = publish_move
 
 
 _consent_verbs()

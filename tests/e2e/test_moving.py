@@ -38,8 +38,7 @@ def test_export_on_one_hub_import_on_another(hubs, tmp_path):
     rc, _out, err = b.cli("import", str(tmp_path / "missing.zip"), "--as", unique("x"), check=False)
     assert rc != 0 and "not a Roundtable export" in err
 
-    listed = b.cli_json("inbox", "list", newname)
-    item = listed["items"][0] if isinstance(listed, dict) else listed[0]
+    item = b.cli_json("inbox", "list", newname)[0]
     shown = b.cli_json("inbox", "show", newname, item["id"])
     texts = [m["text"] for m in shown["messages"]]
     assert texts == ["Where is parcel 9?", "It is at the depot."]
@@ -60,3 +59,60 @@ def test_export_on_one_hub_import_on_another(hubs, tmp_path):
     b.cli("alias", "add", newname, f"{customer}@{a.domain}")
     status, doc = get_json(b.actor_uri(newname))
     assert status == 200 and doc["alsoKnownAs"] == [a.actor_uri(customer)]
+
+
+def test_a_customer_moves_to_a_third_hub_and_the_conversation_goes_on_there(hubs, tmp_path):
+    from tests.e2e.conftest import HubProcess, wait_until
+
+    a, b = hubs
+    c = HubProcess("c", tmp_path)
+    c.start()
+    try:
+        customer, org, fan, newname = unique("mv3c"), unique("mv3o"), unique("mv3f"), unique("mv3n")
+        a.cli("actor", "add", customer, "--kind", "person", "--password-stdin", stdin="password123\n")
+        b.cli("actor", "add", org, "--kind", "organization", "--password-stdin", stdin="password123\n")
+        b.cli("actor", "add", fan, "--kind", "person", "--password-stdin", stdin="password123\n")
+        b.cli("follow", fan, f"{customer}@{a.domain}")
+        conv = a.cli_json("conversation", "start", customer, f"@{org}@{b.domain}", "Where is my parcel?",
+                          "--subject", "Parcel")["conversation"]
+        item = wait_until(lambda: (b.cli_json("inbox", "list", org) or [None])[0], timeout=20,
+                          message="the conversation on hub B")
+        b.cli("conversation", "reply", org, item["id"], "Checking with the courier.")
+        wait_until(lambda: len(a.cli_json("inbox", "show", customer, conv)["messages"]) == 2, timeout=20,
+                   message="the answer on hub A")
+        wait_until(lambda: b.sql(f"SELECT f.state FROM follows f JOIN actors a ON a.id = f.followee_id "
+                                 f"WHERE a.uri = '{a.actor_uri(customer)}'") == [("accepted",)], timeout=20,
+                   message="the follow accepted")
+
+        # the customer takes everything to hub C, names the old account there, and moves
+        archive = tmp_path / "kim.zip"
+        a.cli("export", customer, "--out", str(archive))
+        c.cli("import", str(archive), "--as", newname)
+        c.cli("alias", "add", newname, f"{customer}@{a.domain}")
+        rc, _out, err = a.cli("move", customer, f"{fan}@{b.domain}", check=False)
+        assert rc != 0 and "alsoKnownAs" in err  # not an account that names this one
+        a.cli("move", customer, f"{newname}@{c.domain}")
+        status, old_doc = __import__("tests.e2e.conftest", fromlist=["get_json"]).get_json(a.actor_uri(customer))
+        assert old_doc["movedTo"] == c.actor_uri(newname)
+
+        # the follower now follows the new actor
+        wait_until(lambda: b.sql(f"SELECT f.state FROM follows f JOIN actors a ON a.id = f.followee_id "
+                                 f"WHERE a.uri = '{c.actor_uri(newname)}'") == [("accepted",)], timeout=30,
+                   message="the follower moved to hub C")
+        # the organization's next reply reaches the customer on C, in the same conversation, history intact
+        wait_until(lambda: b.sql(f"SELECT a.uri FROM conversation_participants p JOIN actors a ON a.id = p.actor_id "
+                                 f"WHERE a.uri = '{c.actor_uri(newname)}'") != [], timeout=30,
+                   message="hub B repointing the conversation")
+        b.cli("conversation", "reply", org, item["id"], "It will arrive tomorrow.")
+        listed = wait_until(lambda: c.cli_json("inbox", "list", newname), timeout=10, message="C's inbox")
+
+        def texts():
+            return [m["text"] for m in c.cli_json("inbox", "show", newname, listed[0]["id"])["messages"]]
+
+        wait_until(lambda: any("It will arrive tomorrow." in t for t in texts()), timeout=30,
+                   message="the reply on hub C")
+        history = texts()
+        assert history[0] == "Where is my parcel?" and history[1].endswith("Checking with the courier.")
+        assert len(c.cli_json("inbox", "list", newname)) == 1  # the same conversation, not a new one
+    finally:
+        c.stop()
