@@ -33,6 +33,13 @@ def add_export_commands(sub, common) -> None:
     c = gs.add_parser("list", help="the aliases of USERNAME", parents=[common])
     c.add_argument("username", metavar="USERNAME")
 
+    g = sub.add_parser("account", help="leaving for good", description="leaving for good", parents=[common])
+    gs = g.add_subparsers(dest="account_command", required=True, parser_class=_Parser)
+    c = gs.add_parser("delete", help="erase the actor's data, close its conversations, tell its peers (Delete)",
+                      parents=[common])
+    c.add_argument("username", metavar="USERNAME")
+    c.add_argument("--json", action="store_true")
+
     c = sub.add_parser("move", help="move USERNAME to NEW_HANDLE: followers and conversations follow (Move)",
                        description="move USERNAME to NEW_HANDLE (which names USERNAME in alsoKnownAs)",
                        parents=[common])
@@ -96,4 +103,18 @@ async def cmd_move(hub: Hub, args) -> int:
     return 0
 
 
-COMMANDS = {"export": cmd_export, "import": cmd_import, "alias": cmd_alias, "move": cmd_move}
+async def cmd_account(hub: Hub, args) -> int:
+    from hub import leaving
+
+    acting = await access.acting_as(hub, args.username)
+    summary = await leaving.delete_account(hub, acting)
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"deleted {summary['actor']}: {summary['messages_erased']} messages erased, "
+              f"{summary['conversations_closed']} conversations closed, {summary['grants_revoked']} grants revoked")
+    return 0
+
+
+COMMANDS = {"export": cmd_export, "import": cmd_import, "alias": cmd_alias, "move": cmd_move,
+            "account": cmd_account}

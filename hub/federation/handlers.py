@@ -417,6 +417,12 @@ async def handle_delete(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
             await social.delete_follows_of_actor(conn, actor.id)
             await msg_store.delete_messages_of_actor(conn, actor.id)
             await actor_store.mark_actor_deleted(conn, actor.id)
+            from hub.store.schema import conversations as conversations_table
+
+            # the conversations it owned end for everyone here (its copy of them stays readable)
+            await conn.execute(sa.update(conversations_table).where(
+                conversations_table.c.owner_id == actor.id, conversations_table.c.closed_at.is_(None))
+                .values(closed_at=utcnow()))
             return DONE
         message = await msg_store.get_message_by_uri(conn, obj_uri)
         if message is None:

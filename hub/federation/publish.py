@@ -308,6 +308,9 @@ def _consent_verbs() -> None:
 
     _VERBS.update(VERBS)
     _VERBS["move"] = publish_move
+    from hub.leaving import publish_delete_actor
+
+    _VERBS["delete_actor"] = publish_delete_actor
 
 
 _consent_verbs()

@@ -205,6 +205,11 @@ class Routes:
         actor = await self._local(request.match_info["name"])
         if actor is None:
             return error_response(404, "no such actor")
+        if actor.deleted_at is not None:  # left for good: a tombstone, so that peers know
+            return web.json_response({"@context": "https://www.w3.org/ns/activitystreams", "id": actor.uri,
+                                      "type": "Tombstone", "formerType": actor.type,
+                                      "deleted": actor.deleted_at.isoformat()}, status=410,
+                                     content_type="application/activity+json")
         if not pages.wants_activity_json(request):
             return await pages.profile_page(request, actor)
         if self.hub.cfg.authorized_fetch:

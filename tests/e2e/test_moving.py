@@ -116,3 +116,43 @@ def test_a_customer_moves_to_a_third_hub_and_the_conversation_goes_on_there(hubs
         assert len(c.cli_json("inbox", "list", newname)) == 1  # the same conversation, not a new one
     finally:
         c.stop()
+
+
+def test_leaving_for_good_erases_closes_and_tells_the_peers(hubs):
+    from tests.e2e.conftest import get_json, wait_until
+
+    a, b = hubs
+    customer, org, fan = unique("lvc"), unique("lvo"), unique("lvf")
+    a.cli("actor", "add", customer, "--kind", "person", "--password-stdin", stdin="password123\n")
+    b.cli("actor", "add", org, "--kind", "organization", "--password-stdin", stdin="password123\n")
+    b.cli("actor", "add", fan, "--kind", "person", "--password-stdin", stdin="password123\n")
+    b.cli("follow", fan, f"{customer}@{a.domain}")
+    conv = a.cli_json("conversation", "start", customer, f"@{org}@{b.domain}", "Cancel my contract please",
+                      "--subject", "Leaving")["conversation"]
+    a.cli("profile", "set", customer, "email", "bye@example.org")
+    a.cli("consent", "grant", customer, f"{org}@{b.domain}", "--items", "email", "--purpose", "support")
+    wait_until(lambda: b.cli_json("consent", "read", org, f"{customer}@{a.domain}", "--purpose", "support") != {},
+               timeout=20, message="the grant accepted")
+    item = wait_until(lambda: (b.cli_json("inbox", "list", org) or [None])[0], timeout=20, message="B's inbox")
+    wait_until(lambda: b.sql(f"SELECT f.state FROM follows f JOIN actors a ON a.id = f.followee_id "
+                             f"WHERE a.uri = '{a.actor_uri(customer)}'") == [("accepted",)], timeout=20,
+               message="the follow")
+
+    summary = json.loads(a.cli("account", "delete", customer, "--json"))
+    assert summary["messages_erased"] == 1 and summary["conversations_closed"] == 1 and summary["grants_revoked"] == 1
+    status, doc = get_json(a.actor_uri(customer))
+    assert status == 410 and doc["type"] == "Tombstone"
+    assert a.sql(f"SELECT content_text FROM messages m JOIN actors a ON a.id = m.actor_id "
+                 f"WHERE a.uri = '{a.actor_uri(customer)}'") == [("",)]
+    assert a.sql(f"SELECT count(*) FROM accounts WHERE username = '{customer}'") == [(0,)]
+    assert b.cli_json("consent", "read", org, f"{customer}@{a.domain}", "--purpose", "support") == {}
+    # hub B hears it: the follow ends, the conversation is closed there
+    wait_until(lambda: b.sql(f"SELECT count(*) FROM follows f JOIN actors a ON a.id = f.followee_id "
+                             f"WHERE a.uri = '{a.actor_uri(customer)}'") == [(0,)], timeout=30,
+               message="the follow gone on hub B")
+    wait_until(lambda: b.sql(f"SELECT closed_at IS NOT NULL FROM conversations WHERE uri = '{conv}'") == [(1,)],
+               timeout=30, message="the conversation closed on hub B")
+    rc, _out, err = b.cli("conversation", "reply", org, item["id"], "Are you still there?", check=False)
+    assert rc != 0 and "closed" in err
+    rc, _out, err = a.cli("export", customer, "--out", "/tmp/never.zip", check=False)
+    assert rc != 0  # nothing left to act for
