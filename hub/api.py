@@ -504,6 +504,30 @@ async def read_granted(request, hub, _account, acting):
                              headers={"Cache-Control": "no-store"})
 
 
+async def request_export(request, hub, _account, acting):
+    from hub import export
+
+    data = await _body(request)
+    private_key = data.get("private_key", True)
+    if not isinstance(private_key, bool):
+        raise UsageError("'private_key' must be true or false")
+    return web.json_response(await export.request_export(hub, acting, private_key=private_key), status=202)
+
+
+async def list_exports(request, hub, _account, acting):
+    from hub import export
+
+    acting.require("owner")
+    return web.json_response({"items": await export.list_exports(hub, acting)})
+
+
+async def show_export(request, hub, _account, acting):
+    from hub import export
+
+    acting.require("owner")
+    return web.json_response(await export.export_status(hub, acting, request.match_info["export"]))
+
+
 ROUTES = [
     ("GET", "/me", me),
     ("GET", "/actors/{actor}/conversations", list_conversations),
@@ -545,6 +569,9 @@ ROUTES = [
     ("GET", "/actors/{actor}/consent/pending", pending_offers),
     ("POST", "/actors/{actor}/consent/decisions", decide_offer),
     ("GET", "/actors/{actor}/consent/data", read_granted),
+    ("POST", "/actors/{actor}/exports", request_export),
+    ("GET", "/actors/{actor}/exports", list_exports),
+    ("GET", "/actors/{actor}/exports/{export}", show_export),
 ]
 
 

@@ -51,9 +51,10 @@ async def open_hub(cfg: Config, *, federation: bool = True, run_migrations: bool
     from hub.mastodon import push
 
     push.register(hub)
-    from hub import consent
+    from hub import consent, export
 
     consent.register(hub)
+    export.register(hub)
     try:
         if run_migrations:
             await migrate(hub.db.engine)
@@ -89,6 +90,9 @@ def create_app(hub: Hub) -> web.Application:
     from hub.consent import federation as consent_fed
 
     consent_fed.setup(app)
+    from hub import export
+
+    export.setup(app, hub)
     if hub.federation is not None:
         ap_routes.setup(app, hub.federation)
     return app

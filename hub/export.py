@@ -258,3 +258,150 @@ async def export(hub: Hub, acting: Acting, out_path: str | Path, *, private_key:
         await audit(conn, acting, "account.export", private_key=private_key)
     return manifest
 
+
+
+# --- in the background: ``export.build`` jobs, progress, an expiring download link ------------------
+
+LINK_HOURS = 24
+KIND = "export.build"
+
+
+def _dir(cfg) -> Path:
+    return cfg.data / "exports"
+
+
+def file_of(cfg, export_id: str) -> Path:
+    return _dir(cfg) / f"{export_id}.zip"
+
+
+async def request_export(hub: Hub, acting: Acting, *, private_key: bool = True) -> dict:
+    """Queue an archive of the actor; returns the export (with the download link's secret, shown once)."""
+    import hashlib
+    import secrets
+
+    from hub.ids import new_id
+    from hub.store.jobs import job_row, put_jobs
+    from hub.store.schema import exports
+
+    acting.require("owner")
+    export_id, secret = new_id(), secrets.token_urlsafe(24)
+    async with hub.db.write() as conn:
+        await conn.execute(sa.insert(exports).values(
+            id=export_id, actor_id=acting.actor.id, account_id=acting.account_id, private_key=private_key,
+            state="queued", progress=0, token_hash=hashlib.sha256(secret.encode()).hexdigest(), created_at=utcnow()))
+        await put_jobs(conn, [job_row(KIND, {"export_id": export_id})])
+        await audit(conn, acting, "account.export.request", private_key=private_key)
+    hub.wake()
+    return {**await export_status(hub, acting, export_id), "download": download_url(hub, export_id, secret)}
+
+
+def download_url(hub: Hub, export_id: str, secret: str) -> str:
+    return f"{hub.cfg.base_url}/exports/{export_id}/{secret}/archive.zip"
+
+
+async def export_status(hub: Hub, acting: Acting, export_id: str) -> dict:
+    from hub.errors import NotFound
+    from hub.store.schema import exports
+
+    async with hub.db.read() as conn:
+        row = (await conn.execute(sa.select(exports).where(exports.c.id == export_id,
+                                                           exports.c.actor_id == acting.actor.id))).first()
+    if row is None:
+        raise NotFound("no such export")
+    state = "expired" if row.expires_at is not None and row.expires_at <= utcnow() else row.state
+    return {"id": row.id, "state": state, "progress": row.progress, "size": row.size, "error": row.error,
+            "created": row.created_at.isoformat(), "expires": row.expires_at.isoformat() if row.expires_at else None}
+
+
+async def list_exports(hub: Hub, acting: Acting) -> list[dict]:
+    from hub.store.schema import exports
+
+    async with hub.db.read() as conn:
+        ids = list((await conn.execute(sa.select(exports.c.id).where(exports.c.actor_id == acting.actor.id)
+                                       .order_by(exports.c.id.desc()).limit(20))).scalars())
+    return [await export_status(hub, acting, i) for i in ids]
+
+
+async def handle_build(hub: Hub, job) -> object:
+    from hub.inbox import access
+    from hub.jobs import Outcome
+    from hub.store.schema import exports
+
+    export_id = job.payload["export_id"]
+
+    async def progress(state: str, percent: int, **extra) -> None:
+        async with hub.db.write() as conn:
+            await conn.execute(sa.update(exports).where(exports.c.id == export_id).values(
+                state=state, progress=percent, **extra))
+
+    async with hub.db.read() as conn:
+        row = (await conn.execute(sa.select(exports).where(exports.c.id == export_id))).first()
+        actor = await actor_store.get_actor_by_id(conn, row.actor_id) if row is not None else None
+    if row is None or actor is None or actor.deleted_at is not None:
+        return Outcome("done", error="the export or its actor is gone")
+    if row.state == "done":
+        return Outcome("done", error="built before")
+    acting = await access.acting_as(hub, actor.username)
+    await progress("building", 10)
+    data = await collect(hub, acting, private_key=row.private_key)
+    data["created"] = utcnow().isoformat()
+    await progress("building", 60)
+    path = file_of(hub.cfg, export_id)
+    await asyncio.to_thread(_write, hub.cfg, data, path)
+    now = utcnow()
+    import datetime as _dt
+
+    await progress("done", 100, size=path.stat().st_size, finished_at=now,
+                   expires_at=now + _dt.timedelta(hours=LINK_HOURS))
+    return Outcome("done")
+
+
+async def expire_files(hub: Hub) -> int:
+    """Archives whose link has expired are deleted from disk (periodic)."""
+    from hub.store.schema import exports
+
+    async with hub.db.write() as conn:
+        rows = list((await conn.execute(sa.select(exports.c.id).where(
+            exports.c.state == "done", exports.c.expires_at <= utcnow()))).scalars())
+        if rows:
+            await conn.execute(sa.update(exports).where(exports.c.id.in_(rows)).values(state="expired"))
+    for export_id in rows:
+        file_of(hub.cfg, export_id).unlink(missing_ok=True)
+    return len(rows)
+
+
+def register(hub: Hub) -> None:
+    hub.registry.register(KIND, lambda job: handle_build(hub, job))
+    hub.registry.every("export.expire", lambda: expire_files(hub))
+
+
+def setup(app, hub: Hub) -> None:
+    """``GET /exports/{id}/{secret}/archive.zip``: the archive, for whoever holds the link, until it expires."""
+    import hashlib
+    import hmac
+
+    from aiohttp import web
+
+    from hub.ids import is_id
+    from hub.store.schema import exports
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        export_id, secret = request.match_info["id"], request.match_info["secret"]
+        row = None
+        if is_id(export_id) and len(secret) < 100:
+            async with hub.db.read() as conn:
+                row = (await conn.execute(sa.select(exports).where(exports.c.id == export_id))).first()
+        if row is None or not hmac.compare_digest(row.token_hash, hashlib.sha256(secret.encode()).hexdigest()):
+            raise web.HTTPNotFound(text="no such export")
+        if row.state in ("queued", "building"):
+            return web.json_response({"state": row.state, "progress": row.progress}, status=202)
+        if row.state != "done" or (row.expires_at is not None and row.expires_at <= utcnow()):
+            raise web.HTTPGone(text="this download link has expired: ask for a new export")
+        path = file_of(hub.cfg, export_id)
+        if not path.exists():
+            raise web.HTTPGone(text="the archive is no longer kept")
+        return web.FileResponse(path, headers={
+            "Content-Type": "application/zip", "Cache-Control": "private, no-store",
+            "Content-Disposition": f'attachment; filename="roundtable-export-{export_id}.zip"'})
+
+    app.router.add_get("/exports/{id}/{secret}/archive.zip", download)

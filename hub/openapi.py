@@ -115,6 +115,10 @@ SCHEMAS = {
         "items": {"type": "array", "items": {"type": "string"}}, "purposes": {"type": "array", "items": {"type": "string"}},
         "conversation": {"type": ["string", "null"]}, "expires": {"type": ["string", "null"]},
         "receipts": {"type": "array", "items": {"type": "object"}}}},
+    "Export": {"type": "object", "properties": {
+        "id": {"type": "string"}, "state": {"type": "string", "enum": ["queued", "building", "done", "failed", "expired"]},
+        "progress": {"type": "integer", "description": "percent"}, "size": {"type": ["integer", "null"]},
+        "expires": {"type": ["string", "null"]}, "download": {"type": "string", "description": "only when requested"}}},
     "AuditEntry": {"type": "object", "properties": {"id": {"type": "string"}, "at": TIME, "member": {"type": ["string", "null"]},
                                                     "action": {"type": "string"}, "conversation": {"type": ["string", "null"]},
                                                     "detail": {"type": ["object", "null"]}}},
@@ -338,6 +342,18 @@ def document(base_url: str) -> dict:
         "/actors/{actor}/consent/decisions": {
             "post": _op("Accept or reject an offer (admins)", {"200": _json(_ref("Grant"))}, params=[ACTOR],
                         body=_body({"offer": {"type": "string"}, "accept": {"type": "boolean"}}, ["offer", "accept"])),
+        },
+        "/actors/{actor}/exports": {
+            "post": _op("Build an archive of everything that is the actor's, in the background (owner); the answer "
+                        "holds the download link, shown once, which works for 24 hours once the archive is done",
+                        {"202": _json(_ref("Export"))}, params=[ACTOR],
+                        body=_body({"private_key": {"type": "boolean", "description": "include the private key"}})),
+            "get": _op("The actor's recent exports and their progress (owner)", {"200": _json(_items(_ref("Export")))},
+                       params=[ACTOR]),
+        },
+        "/actors/{actor}/exports/{export}": {
+            "get": _op("One export's state and progress (owner)", {"200": _json(_ref("Export"))},
+                       params=[ACTOR, {"name": "export", "in": "path", "required": True, "schema": {"type": "string"}}]),
         },
         "/actors/{actor}/consent/data": {
             "get": _op("What the organization may read of a customer for a purpose, now: exactly the items an "

@@ -19,14 +19,20 @@ from hub.web_accounts import form_of
 from hub.web_inbox import _acting
 
 
-async def _page(request: web.Request, acting: access.Acting, *, error=None, done=None, status=200) -> web.Response:
+async def _page(request: web.Request, acting: access.Acting, *, error=None, done=None, status=200,
+                link=None) -> web.Response:
+    from hub import export
+
     hub = request.app[HUB_KEY]
+    owner = acting.role == "owner"
+    exports = await export.list_exports(hub, acting) if owner else []
     items = await consent.profile(hub, acting)
     grants = await consent.grants(hub, acting)
     log = await consent.access_log(hub, acting, limit=200)
     admin = access.ROLES[acting.role] >= access.ROLES["admin"]
     return render(request, "consent.html", acting=acting, items=items, grants=grants, log=log, admin=admin,
-                  purposes=consent.PURPOSES, error=error, done=done, status=status,
+                  purposes=consent.PURPOSES, error=error, done=done, status=status, owner=owner, exports=exports,
+                  link=link,
                   made=[g for g in grants if g["side"] == "customer"],
                   received=[g for g in grants if g["side"] == "organization"])
 
@@ -59,6 +65,12 @@ async def consent_post(request: web.Request) -> web.StreamResponse:
             org = await hub.resolve_handle(form.get("organization", ""))
             await consent.revoke(hub, acting, org)
             done = "Revoked: from now on they read nothing"
+        elif action == "export":
+            from hub import export
+
+            made = await export.request_export(hub, acting, private_key=form.get("private_key") == "on")
+            return await _page(request, acting, link=made["download"],
+                               done="Your archive is being built: the link below works for a day once it is ready")
         elif action in ("accept", "reject"):
             grant = await consent.decide(hub, acting, form.get("offer", ""), accept=action == "accept")
             done = f"The offer is {grant['state']}"

@@ -840,3 +840,21 @@ consent_reads = sa.Table(
     _created(),
     sa.Index("ix_consent_reads_customer", "customer_id", "id"),
 )
+
+exports = sa.Table(
+    # An export archive built in the background (export.build): its state, progress and download link.
+    "exports",
+    metadata,
+    _id(),
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("private_key", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # queued | building | done | failed | expired
+    sa.Column("progress", sa.Integer, nullable=False, server_default="0"),  # percent
+    sa.Column("token_hash", sa.String(64), nullable=False),  # of the download link's secret
+    sa.Column("size", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    _created(),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+)

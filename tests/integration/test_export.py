@@ -72,3 +72,37 @@ async def test_an_export_holds_everything_that_is_the_actors(hub, tmp_path):
         conv_doc = json.loads(z.read(f"conversations/{conv.uri.rsplit('/', 1)[-1]}.json"))
     assert conv_doc["owned"] is False and "messages" not in conv_doc  # the customer owns it
     assert [n["text"] for n in conv_doc["privateNotes"]] == ["batch 42 again"]
+
+
+async def test_an_export_built_in_the_background_downloads_once_ready_until_the_link_expires(served_hub, session):
+    import datetime as dt
+    import io
+
+    from hub import export
+    from hub.store.schema import exports
+
+    hub = served_hub
+    await actors.create_local_actor(hub, "lee", kind="person", name="Lee", password="password123")
+    lee = await access.acting_as(hub, "lee")
+    await consent.set_item(hub, lee, "phone", "555-0100")
+    made = await export.request_export(hub, lee, private_key=False)
+    assert made["state"] == "queued" and made["progress"] == 0
+    async with session.get(made["download"]) as resp:
+        assert resp.status == 202  # not built yet
+    await hub.runner.drain()
+    status = await export.export_status(hub, lee, made["id"])
+    assert status["state"] == "done" and status["progress"] == 100 and status["expires"]
+    async with session.get(made["download"]) as resp:
+        assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
+        archive = zipfile.ZipFile(io.BytesIO(await resp.read()))
+    assert json.loads(archive.read("consent.json"))["profile"] == {"phone": "555-0100"}
+    assert "privateKeyPem" not in json.loads(archive.read("actor.json"))
+    async with session.get(made["download"].replace("/archive.zip", "x/archive.zip")) as resp:
+        assert resp.status == 404  # a wrong secret
+    async with hub.db.write() as conn:
+        await conn.execute(sa.update(exports).values(expires_at=dt.datetime.now(dt.timezone.utc)
+                                                     - dt.timedelta(minutes=1)))
+    assert await export.expire_files(hub) == 1
+    async with session.get(made["download"]) as resp:
+        assert resp.status == 410
+    assert not export.file_of(hub.cfg, made["id"]).exists()
