@@ -499,7 +499,7 @@ async def read_granted(request, hub, _account, acting):
     if not customer_handle or not purpose:
         raise UsageError("give customer (a handle or URI) and purpose")
     customer = await hub.resolve_handle(customer_handle)
-    items = await consent.read(hub, acting, customer, purpose)
+    items = await consent.read(hub, acting, customer, purpose, conversation_uri=request.query.get("conversation"))
     return web.json_response({"customer": customer.uri, "purpose": purpose, "items": items},
                              headers={"Cache-Control": "no-store"})
 

@@ -67,6 +67,7 @@ def add_consent_commands(sub, common) -> None:
     c.add_argument("username", metavar="ORG_USERNAME")
     c.add_argument("customer", metavar="CUSTOMER_HANDLE")
     c.add_argument("--purpose", required=True, metavar="PURPOSE")
+    c.add_argument("--conversation", metavar="URI", help="a read about this conversation (grants made for it count)")
     c.add_argument("--json", action="store_true")
     member_opt(c)
 
@@ -135,7 +136,7 @@ async def cmd_consent(hub: Hub, args) -> int:
         print(f"{grant['state']}: {grant['uri']}")
     else:  # read
         customer = await hub.resolve_handle(args.customer)
-        data = await consent.read(hub, acting, customer, args.purpose)
+        data = await consent.read(hub, acting, customer, args.purpose, conversation_uri=args.conversation)
         if args.json:
             print_json(data)
         else:

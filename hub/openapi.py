@@ -363,7 +363,9 @@ def document(base_url: str) -> dict:
                            "items": {"type": "object", "additionalProperties": {"type": "string"}}}})},
                        params=[ACTOR, {"name": "customer", "in": "query", "required": True, "schema": {"type": "string"}},
                                {"name": "purpose", "in": "query", "required": True,
-                                "schema": {"type": "string", "enum": list(PURPOSES)}}]),
+                                "schema": {"type": "string", "enum": list(PURPOSES)}},
+                               {"name": "conversation", "in": "query", "schema": {"type": "string"},
+                                "description": "a read about this conversation: grants made for it count too"}]),
         },
         # The bridge API: a bridge's own token (`roundtable bridge add`), not a login's.
         "/bridge/items": {

@@ -357,7 +357,8 @@ async def decide(hub: Hub, acting: Acting, offer_uri: str, *, accept: bool) -> d
     return grant_json(row)
 
 
-async def read(hub: Hub, acting: Acting, customer: sa.Row, purpose: str) -> dict[str, str]:
+async def read(hub: Hub, acting: Acting, customer: sa.Row, purpose: str,
+               conversation_uri: str | None = None) -> dict[str, str]:
     """What the organization may read of ``customer`` for ``purpose`` now: ``{item: value}``, ``{}`` when
     nothing is granted. Each live grant is read from the customer's hub (nothing is cached here)."""
     acting.require("admin")
@@ -369,6 +370,8 @@ async def read(hub: Hub, acting: Acting, customer: sa.Row, purpose: str) -> dict
     for row in rows:
         if not live(row) or purpose not in row.purposes:
             continue
+        if row.conversation_uri and row.conversation_uri != conversation_uri:
+            continue  # a grant for one conversation counts only for reads about that conversation
         from hub.consent import federation as consent_fed
 
         out.update(await consent_fed.fetch_data(hub, row, purpose))

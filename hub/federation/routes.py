@@ -386,6 +386,12 @@ class Routes:
             doc["@context"] = render.NOTE_CONTEXT
             doc["attributedTo"] = owner.uri if owner else None
             doc["collectionOf"] = "Activity"
+            from hub.store.schema import conversation_aliases
+
+            aliases = sorted((await conn.execute(sa.select(conversation_aliases.c.uri).where(
+                conversation_aliases.c.conversation_id == conv.id))).scalars())
+            if aliases:  # the collections it was known as (a moved customer's old hub, an adopted thread)
+                doc["alsoKnownAs"] = aliases
             return ap_response(doc)
         after = request.query.get("min_id")
         rows = [m for m in messages if not after or m.id > after][:PAGE_SIZE]

@@ -128,3 +128,27 @@ async def test_the_customers_own_page_shows_data_grants_receipts_and_every_read(
         assert status in (403, 404)  # not kim's to see
     finally:
         await browser.close()
+
+
+async def test_a_grant_for_one_conversation_counts_only_for_it(world):
+    from hub.inbox import conversations
+
+    hub, apis = world
+    kim = await access.acting_as(hub, "kim")
+    acme = await access.acting_as(hub, "acme")
+    conv, _ = await conversations.start(hub, kim, [acme.actor], "About order A-77")
+    await apis["kim"].call("PUT", "/actors/kim/profile", {"items": {"order_number": "A-77"}})
+    status, grant = await apis["kim"].call("POST", "/actors/kim/consent/grants", {
+        "organization": f"acme@{hub.cfg.domain}", "items": ["order_number"], "purposes": ["support"],
+        "conversation": conv.uri})
+    assert status == 201 and grant["conversation"] == conv.uri
+    handle = f"kim@{hub.cfg.domain}"
+    status, body = await apis["ada"].call("GET", "/actors/acme/consent/data", customer=handle, purpose="support")
+    assert body["items"] == {}
+    status, body = await apis["ada"].call("GET", "/actors/acme/consent/data", customer=handle, purpose="support",
+                                          conversation=conv.uri)
+    assert body["items"] == {"order_number": "A-77"}
+    status, err = await apis["kim"].call("POST", "/actors/kim/consent/grants", {
+        "organization": f"acme@{hub.cfg.domain}", "items": ["order_number"], "purposes": ["support"],
+        "conversation": f"{hub.cfg.base_url}/c/01aaaaaaaaaaaaaaaaaaaaaaaa"})
+    assert status == 404
