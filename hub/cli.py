@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--field", action="append", metavar="NAME=VALUE", help="profile field (repeatable; replaces all)")
     st.add_argument("--signature", metavar="TEMPLATE",
                     help="how members sign replies, e.g. '— {member_name}, {actor_name} support' ('' for none)")
+    st.add_argument("--consent-purposes", metavar="PURPOSE[,PURPOSE]",
+                    help="purposes of data grants the actor accepts by itself (default: support); others wait for "
+                         "an admin's decision")
 
     for name, help in (
         ("follow", "follow an actor"),

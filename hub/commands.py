@@ -129,6 +129,15 @@ async def cmd_actor(hub: Hub, args) -> int:
             changes["manually_approves_followers"] = args.manually_approves_followers == "yes"
         if args.discoverable is not None:
             changes["discoverable"] = args.discoverable == "yes"
+        if getattr(args, "consent_purposes", None) is not None:
+            from hub import consent
+
+            purposes = consent.check_purposes(args.consent_purposes.split(",")) if args.consent_purposes else []
+            await actors.update_settings(hub, actor, dict(actor.settings or {}, consent_purposes=purposes))
+            actor = await actors.get_local_actor(hub, args.username)
+            if not changes and args.field is None and args.signature is None:
+                print(f"@{actor.username} accepts data grants for {', '.join(purposes) or 'no purpose'} by itself")
+                return 0
         if args.signature is not None:
             settings = dict(actor.settings or {}, agent_signature=args.signature)
             await actors.update_settings(hub, actor, settings)

@@ -136,7 +136,8 @@ async def receive_offer(hub, customer_side: sa.Row | None, capability: str, *, r
         if await consent_store.get_grant_by_uri(conn, values["uri"], "organization") is not None:
             return None
         org = await actor_store.get_actor_by_id(conn, values["organization_id"])
-        accepted = (org.settings or {}).get("consent_purposes") or list(consent.DEFAULT_ACCEPTED)
+        declared = (org.settings or {}).get("consent_purposes")
+        accepted = list(consent.DEFAULT_ACCEPTED) if declared is None else declared
         auto = set(values["purposes"]) <= set(accepted)
         grant_id = await consent_store.put_grant(conn, {
             **values, "side": "organization", "state": "offered",

@@ -104,13 +104,18 @@ def test_a_purpose_the_organization_declared_is_accepted_at_once(hubs):
     assert b.cli_json("consent", "pending", org) == []
     assert b.cli_json("consent", "read", org, f"{customer}@{a.domain}", "--purpose", "support") == {
         "customer_number": "C-1042"}
+    # an organization that declares delivery too takes such grants by itself
+    b.cli("actor", "set", org, "--consent-purposes", "support,delivery")
+    a.cli("consent", "grant", customer, f"{org}@{b.domain}", "--items", "customer_number", "--purpose", "delivery")
+    wait_until(lambda: all(g["state"] == "accepted" for g in a.cli_json("consent", "list", customer)), timeout=20,
+               message="the second automatic acceptance")
     # bad input: clear errors, nothing stored
     for args, needle in ((("--items", "email", "--purpose", "spying"), "purpose"),
                          (("--items", "Bad Item", "--purpose", "support"), "item"),
                          (("--items", "email", "--purpose", "support", "--expires", "2001-01-01"), "past")):
         rc, _out, err = a.cli("consent", "grant", customer, f"{org}@{b.domain}", *args, check=False)
         assert rc != 0 and needle in err, (args, err)
-    assert len(a.cli_json("consent", "list", customer)) == 1
+    assert len(a.cli_json("consent", "list", customer)) == 2
 
 
 def test_the_export_takes_the_consent_record_with_it(hubs, tmp_path):
