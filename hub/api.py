@@ -498,9 +498,10 @@ async def read_granted(request, hub, _account, acting):
     customer_handle, purpose = request.query.get("customer"), request.query.get("purpose")
     if not customer_handle or not purpose:
         raise UsageError("give customer (a handle or URI) and purpose")
-    customer = await hub.resolve_handle(customer_handle)
+    customer = await consent.customer_for(hub, customer_handle)
     items = await consent.read(hub, acting, customer, purpose, conversation_uri=request.query.get("conversation"))
-    return web.json_response({"customer": customer.uri, "purpose": purpose, "items": items},
+    return web.json_response({"customer": customer.uri if customer is not None else None, "purpose": purpose,
+                              "items": items},
                              headers={"Cache-Control": "no-store"})
 
 

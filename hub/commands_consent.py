@@ -135,7 +135,7 @@ async def cmd_consent(hub: Hub, args) -> int:
         grant = await consent.decide(hub, acting, args.offer, accept=command == "accept")
         print(f"{grant['state']}: {grant['uri']}")
     else:  # read
-        customer = await hub.resolve_handle(args.customer)
+        customer = await consent.customer_for(hub, args.customer)
         data = await consent.read(hub, acting, customer, args.purpose, conversation_uri=args.conversation)
         if args.json:
             print_json(data)

@@ -357,12 +357,14 @@ async def decide(hub: Hub, acting: Acting, offer_uri: str, *, accept: bool) -> d
     return grant_json(row)
 
 
-async def read(hub: Hub, acting: Acting, customer: sa.Row, purpose: str,
+async def read(hub: Hub, acting: Acting, customer: sa.Row | None, purpose: str,
                conversation_uri: str | None = None) -> dict[str, str]:
     """What the organization may read of ``customer`` for ``purpose`` now: ``{item: value}``, ``{}`` when
     nothing is granted. Each live grant is read from the customer's hub (nothing is cached here)."""
     acting.require("admin")
     (purpose,) = check_purposes([purpose])
+    if customer is None:  # no such customer (any more): nothing to read
+        return {}
     async with hub.db.read() as conn:
         rows = await consent_store.list_grants(conn, side="organization", organization_id=acting.actor.id,
                                                customer_id=customer.id, states=("accepted",))
@@ -378,6 +380,25 @@ async def read(hub: Hub, acting: Acting, customer: sa.Row, purpose: str,
     async with hub.db.write() as conn:
         await audit(conn, acting, "consent.read", customer=customer.uri, purpose=purpose, items=sorted(out))
     return out
+
+
+async def customer_for(hub: Hub, handle: str) -> sa.Row | None:
+    """The customer a read names (handle or URI), or None when there is none any more (deleted, gone):
+    reading about nobody reads nothing."""
+    from hub.errors import HubError
+    from hub.store import actors as actor_store
+
+    try:
+        row = await hub.resolve_handle(handle)
+    except HubError as exc:
+        if exc.status not in (404, 410):
+            raise
+        row = None
+    if row is None or row.deleted_at is not None:
+        return None
+    async with hub.db.read() as conn:
+        fresh = await actor_store.get_actor_by_id(conn, row.id)
+    return fresh if fresh is not None and fresh.deleted_at is None else None
 
 
 async def grants(hub: Hub, acting: Acting) -> list[dict]:
