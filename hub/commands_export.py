@@ -45,6 +45,9 @@ def add_export_commands(sub, common) -> None:
                        parents=[common])
     c.add_argument("username", metavar="USERNAME")
     c.add_argument("new", metavar="NEW_HANDLE")
+    c.add_argument("--from-archive", metavar="PATH",
+                   help="pull mode (FEP-7628), on the new hub when the old one is gone: USERNAME is the new account "
+                        "here, NEW_HANDLE its handle; the Move is signed with the old key from the export archive")
     c.add_argument("--json", action="store_true")
 
 
@@ -80,7 +83,14 @@ async def cmd_alias(hub: Hub, args) -> int:
 
     acting = await access.acting_as(hub, args.username)
     if args.alias_command == "add":
-        old = await hub.resolve_handle(args.old)
+        from hub.errors import HubError
+
+        try:
+            old = await hub.resolve_handle(args.old)
+        except HubError:
+            if not args.old.startswith(("https://", "http://")):
+                raise
+            old = args.old  # its hub is gone: the actor URI (from the archive's manifest) is enough
         aliases = await moving.add_alias(hub, acting, old)
     else:
         aliases = list(acting.actor.also_known_as or [])
@@ -94,7 +104,16 @@ async def cmd_move(hub: Hub, args) -> int:
 
     acting = await access.acting_as(hub, args.username)
     target = await hub.resolve_handle(args.new)
-    summary = await moving.move(hub, acting, target)
+    if args.from_archive:
+        from hub.errors import UsageError
+
+        if target.id != acting.actor.id:
+            raise UsageError(f"with --from-archive, NEW_HANDLE is @{args.username} itself (the account moved to)")
+        summary = await moving.pull_move(hub, acting, args.from_archive)
+        summary.setdefault("followers", summary["inboxes"])
+        summary.setdefault("conversations", 0)
+    else:
+        summary = await moving.move(hub, acting, target)
     if args.json:
         print_json(summary)
     else:

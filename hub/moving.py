@@ -15,21 +15,23 @@ from hub.store.jobs import job_row, put_jobs
 MAX_ALIASES = 10
 
 
-async def add_alias(hub: Hub, acting: Acting, old: sa.Row) -> list[str]:
-    """Name another account (usually the one moved from) as this actor's ``alsoKnownAs``; followers hear it."""
+async def add_alias(hub: Hub, acting: Acting, old: sa.Row | str) -> list[str]:
+    """Name another account (usually the one moved from) as this actor's ``alsoKnownAs``; followers hear it.
+    ``old`` is its actor row, or its URI when its hub cannot be reached any more."""
     acting.require("owner")
-    if old.id == acting.actor.id:
+    old_uri = old if isinstance(old, str) else old.uri
+    if old_uri == acting.actor.uri:
         raise UsageError("an account is not its own alias")
     aliases = list(acting.actor.also_known_as or [])
-    if old.uri not in aliases:
+    if old_uri not in aliases:
         if len(aliases) >= MAX_ALIASES:
             raise UsageError(f"at most {MAX_ALIASES} aliases")
-        aliases.append(old.uri)
+        aliases.append(old_uri)
     async with hub.db.write() as conn:
         await actor_store.update_actor(conn, acting.actor.id, {"also_known_as": aliases})
         await put_jobs(conn, [job_row("outbox.publish", {"verb": "update_actor", "actor_id": acting.actor.id,
                                                          "activity_id": new_id()})])
-        await audit(conn, acting, "actor.alias", alias=old.uri)
+        await audit(conn, acting, "actor.alias", alias=old_uri)
     hub.wake()
     return aliases
 
@@ -166,3 +168,70 @@ async def handle_move(fed, doc: dict, actor: sa.Row, _inbox: str | None):
         await actor_store.update_actor(conn, actor.id, {"moved_to": target.uri})
     await follow_move(fed.hub, actor, target.uri)
     return DONE
+
+
+async def pull_move(hub: Hub, acting: Acting, archive: str) -> dict:
+    """FEP-7628's pull mode, for when the old hub is gone: the new hub sends the ``Move`` itself, signed with
+    the old actor's key from the export archive, to the followers and conversation partners the archive
+    lists. Their hubs check it as any Move (the signature with the old key they know, the target's
+    ``alsoKnownAs``)."""
+    import json
+    import zipfile
+
+    from hub import sealing
+    from hub.errors import HubError
+    from hub.federation import discovery, render
+    from hub.federation.documents import host_of
+    from hub.store import jobs as job_store
+    from hub.store.base import utcnow
+
+    acting.require("owner")
+    new = acting.actor
+    try:
+        with zipfile.ZipFile(archive) as z:
+            old = json.loads(z.read("actor.json"))
+            followers = json.loads(z.read("followers.json")).get("orderedItems") or []
+            partners = set()
+            for name in z.namelist():
+                if name.startswith("conversations/"):
+                    for p in json.loads(z.read(name)).get("participants") or []:
+                        if isinstance(p, dict) and isinstance(p.get("id"), str):
+                            partners.add(p["id"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise UsageError(f"{archive} is not a Roundtable export archive: {exc}") from None
+    old_uri, pem = old.get("id"), old.get("privateKeyPem")
+    key_id = (old.get("publicKey") or {}).get("id") if isinstance(old.get("publicKey"), dict) else None
+    if not pem or not key_id:
+        raise UsageError("the archive holds no private key (exported with --without-private-key): a pull-mode "
+                         "Move is signed with it")
+    if old_uri not in (new.also_known_as or []):
+        raise UsageError(f"{new.uri} does not name {old_uri} in alsoKnownAs: run `roundtable alias add` first")
+    inboxes = []
+    for uri in sorted({*followers, *partners} - {old_uri, new.uri}):
+        try:
+            row = await discovery.ensure_actor(hub.federation, uri)
+        except HubError:
+            continue
+        if not row.local and (row.shared_inbox_uri or row.inbox_uri):
+            inboxes.append(row.shared_inbox_uri or row.inbox_uri)
+    activity_id = new_id()
+    # The id is on the old actor's origin (peers require that of an activity), as a fragment of the actor
+    doc = render.activity("Move", id=f"{old_uri}#moves/{activity_id}", actor=old_uri, object=old_uri,
+                          target=new.uri, to=[old_uri.rstrip("/") + "/followers"])
+    sealed = sealing.seal(hub.cfg, pem)
+    async with hub.db.write() as conn:
+        await job_store.put_activity(conn, {"id": activity_id, "uri": doc["id"], "type": "Move", "actor_uri": old_uri,
+                                            "object_uri": old_uri, "local": True,
+                                            "raw": render.dumps(doc).decode()})
+        now = utcnow()
+        await job_store.put_jobs(conn, [job_store.job_row(
+            "ap.deliver", {"activity_id": activity_id, "inbox": inbox, "signer_id": new.id, "sealed_key": sealed,
+                           "key_id": key_id}, dedupe_key=f"ap.deliver:{activity_id}:{inbox}", host=host_of(inbox),
+            now=now) for inbox in dict.fromkeys(inboxes)])
+        await audit(conn, acting, "actor.move.pull", origin=old_uri)
+    async with hub.db.read() as conn:
+        known_old = await actor_store.get_actor_by_uri(conn, old_uri)
+    if known_old is not None:  # followers of the old actor on this very hub
+        await follow_move(hub, known_old, new.uri)
+    hub.wake()
+    return {"actor": old_uri, "moved_to": new.uri, "inboxes": len(set(inboxes)), "mode": "pull"}

@@ -36,8 +36,11 @@ log = logging.getLogger(__name__)
 BODY_CACHE_SIZE = 256
 
 
-async def _load(fed: Federation, activity_id: str, signer_id: str):
-    key = f"{activity_id}:{signer_id}"
+async def _load(fed: Federation, activity_id: str, signer_id: str, *, sealed_key: str | None = None,
+                key_id: str | None = None):
+    """The body and the key that signs it: the signer's own, or (a pull-mode Move from an archive) an old
+    actor's key, kept sealed in the job."""
+    key = f"{activity_id}:{signer_id}:{key_id or ''}"
     cached = fed.bodies.get(key)
     if cached is not None:
         fed.bodies.move_to_end(key)
@@ -47,7 +50,15 @@ async def _load(fed: Federation, activity_id: str, signer_id: str):
         signer = await actor_store.get_actor_by_id(conn, signer_id)
     if activity is None or signer is None:
         return None
-    key_id, private_key = signing_key(fed.hub, signer)
+    if sealed_key and key_id:
+        from hub import sealing
+
+        pem = sealing.unseal(fed.hub.cfg, sealed_key)
+        if pem is None:
+            return None
+        private_key = fed.hub.keys.private(pem)
+    else:
+        key_id, private_key = signing_key(fed.hub, signer)
     body = activity.raw.encode()
     item = (body, key_id, private_key, (httpsig.digest_header(body), httpsig.content_digest_header(body)))
     fed.bodies[key] = item
@@ -63,7 +74,7 @@ def knock_again(status: int) -> bool:
 async def handle_deliver(fed: Federation, job: sa.Row) -> Outcome:
     p = job.payload
     inbox = p["inbox"]
-    loaded = await _load(fed, p["activity_id"], p["signer_id"])
+    loaded = await _load(fed, p["activity_id"], p["signer_id"], sealed_key=p.get("sealed_key"), key_id=p.get("key_id"))
     if loaded is None:
         return Outcome("failed", error="activity or signer no longer exists")
     body, key_id, private_key, digests = loaded

@@ -156,3 +156,41 @@ def test_leaving_for_good_erases_closes_and_tells_the_peers(hubs):
     assert rc != 0 and "closed" in err
     rc, _out, err = a.cli("export", customer, "--out", "/tmp/never.zip", check=False)
     assert rc != 0  # nothing left to act for
+
+
+def test_pull_mode_move_from_the_archive_when_the_old_hub_is_gone(hubs, tmp_path):
+    """FEP-7628's pull mode: the new hub sends the Move, signed with the old key from the archive."""
+    from tests.e2e.conftest import HubProcess, wait_until
+
+    _a, b = hubs
+    old, c = HubProcess("old", tmp_path), HubProcess("new", tmp_path)
+    old.start()
+    c.start()
+    try:
+        customer, fan, newname = unique("pmc"), unique("pmf"), unique("pmn")
+        old.cli("actor", "add", customer, "--kind", "person", "--password-stdin", stdin="password123\n")
+        b.cli("actor", "add", fan, "--kind", "person", "--password-stdin", stdin="password123\n")
+        b.cli("follow", fan, f"{customer}@{old.domain}")
+        wait_until(lambda: b.sql(f"SELECT f.state FROM follows f JOIN actors a ON a.id = f.followee_id "
+                                 f"WHERE a.uri = '{old.actor_uri(customer)}'") == [("accepted",)], timeout=20,
+                   message="the follow")
+        archive = tmp_path / "old.zip"
+        old.cli("export", customer, "--out", str(archive))
+        old.stop()  # the old hub is gone for good
+
+        c.cli("import", str(archive), "--as", newname)
+        c.cli("alias", "add", newname, old.actor_uri(customer))
+        rc, _out, err = c.cli("move", newname, f"{newname}@{c.domain}", "--from-archive",
+                              str(tmp_path / "missing.zip"), check=False)
+        assert rc != 0 and "not a Roundtable export" in err
+        summary = json.loads(c.cli("move", newname, f"{newname}@{c.domain}", "--from-archive", str(archive),
+                                   "--json"))
+        assert summary["mode"] == "pull" and summary["inboxes"] == 1
+        wait_until(lambda: b.sql(f"SELECT f.state FROM follows f JOIN actors a ON a.id = f.followee_id "
+                                 f"WHERE a.uri = '{c.actor_uri(newname)}'") == [("accepted",)], timeout=30,
+                   message="the follower moved to the new hub")
+        assert b.sql(f"SELECT count(*) FROM follows f JOIN actors a ON a.id = f.followee_id "
+                     f"WHERE a.uri = '{old.actor_uri(customer)}'") == [(0,)]
+    finally:
+        c.stop()
+        old.stop()
