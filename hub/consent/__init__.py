@@ -391,8 +391,9 @@ async def customer_for(hub: Hub, handle: str) -> sa.Row | None:
     try:
         row = await hub.resolve_handle(handle)
     except HubError as exc:
-        if exc.status not in (404, 410):
-            raise
+        gone = exc.status in (404, 410) or getattr(exc, "status_code", None) in (404, 410)
+        if not gone:
+            raise  # a network that is down for now is not "nothing granted"
         row = None
     if row is None or row.deleted_at is not None:
         return None

@@ -152,3 +152,25 @@ async def test_a_grant_for_one_conversation_counts_only_for_it(world):
         "organization": f"acme@{hub.cfg.domain}", "items": ["order_number"], "purposes": ["support"],
         "conversation": f"{hub.cfg.base_url}/c/01aaaaaaaaaaaaaaaaaaaaaaaa"})
     assert status == 404
+
+
+async def test_reading_about_a_customer_who_is_gone_reads_nothing(world):
+    """A customer's hub answering 410 (the account was deleted) or 404 is not an error: nothing to read."""
+    from hub import consent
+    from hub.errors import FetchError
+
+    hub, _apis = world
+    ada = await access.acting_as(hub, "acme", "ada")
+
+    async def gone(handle):
+        raise FetchError(f"{handle} answered 410", status_code=410, permanent=True)
+
+    async def down(handle):
+        raise FetchError(f"cannot connect for {handle}")
+
+    hub.resolve_handle = gone
+    customer = await consent.customer_for(hub, "kim@gone.example")
+    assert customer is None and await consent.read(hub, ada, customer, "support") == {}
+    hub.resolve_handle = down
+    with pytest.raises(FetchError):  # down for now is not "nothing granted"
+        await consent.customer_for(hub, "kim@down.example")
