@@ -113,15 +113,21 @@ async def add_member(hub: Hub, acting: Acting, username: str, *, role: str) -> s
         return await org_store.get_membership(conn, account_id=account.id, actor_id=acting.actor.id)
 
 
+async def _member(conn, acting: Acting, username: str) -> tuple[sa.Row, sa.Row]:
+    """The login ``username`` and its membership of ``acting.actor``; NotFound if it is no member."""
+    account = await actor_store.get_account_by_username(conn, username)
+    membership = (
+        await org_store.get_membership(conn, account_id=account.id, actor_id=acting.actor.id) if account else None
+    )
+    if membership is None:
+        raise NotFound(f"{username} is not a member of @{acting.actor.username}")
+    return account, membership
+
+
 async def remove_member(hub: Hub, acting: Acting, username: str) -> None:
     acting.require("admin")
     async with hub.db.write() as conn:
-        account = await actor_store.get_account_by_username(conn, username)
-        membership = (
-            await org_store.get_membership(conn, account_id=account.id, actor_id=acting.actor.id) if account else None
-        )
-        if membership is None:
-            raise NotFound(f"{username} is not a member of @{acting.actor.username}")
+        account, membership = await _member(conn, acting, username)
         if ROLES[membership.role] > ROLES[acting.role]:
             raise Forbidden(f"an {acting.role} cannot remove an {membership.role}")
         if membership.role == "owner" and await org_store.count_owners(conn, acting.actor.id) <= 1:
@@ -150,12 +156,7 @@ async def set_app_access(hub: Hub, acting: Acting, username: str, *, allow: bool
 
     acting.require("admin")
     async with hub.db.write() as conn:
-        account = await actor_store.get_account_by_username(conn, username)
-        membership = (
-            await org_store.get_membership(conn, account_id=account.id, actor_id=acting.actor.id) if account else None
-        )
-        if membership is None:
-            raise NotFound(f"{username} is not a member of @{acting.actor.username}")
+        account, membership = await _member(conn, acting, username)
         await org_store.set_app_access(conn, membership.id, allow)
         if not allow and membership.role == "agent":
             await client_store.revoke_tokens_of_account(conn, account.id, actor_id=acting.actor.id)

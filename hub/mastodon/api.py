@@ -1003,7 +1003,8 @@ async def delete_conversation(request: web.Request) -> web.Response:
 # --- notifications --------------------------------------------------------------------------
 
 
-async def list_notifications(request: web.Request) -> web.Response:
+async def _notifications(request: web.Request) -> tuple[list, list[dict], dict]:
+    """One page of the caller's notifications (v1 and grouped v2 alike): ``(rows, rendered, params)``."""
     hub = _hub(request)
     caller = await caller_of(request)
     caller.need("read:notifications")
@@ -1013,10 +1014,15 @@ async def list_notifications(request: web.Request) -> web.Response:
     async with hub.db.read() as conn:
         rows = await client_store.list_notifications(
             conn, caller.actor.id, types=types, exclude=exclude, account_id=params.get("account_id"),
-            limit=limit_of(params, 40, 80), **paging(params))
+            limit=limit_of(params, 40, 80), **_numeric_paging(params))
         view = View(hub, conn, caller.actor)
-        out = [n for n in [await view.notification(r) for r in rows] if n is not None]
-    return json_response(out, headers=link_header(request, [r.id for r in rows], params))
+        items = [n for n in [await view.notification(r) for r in rows] if n is not None]
+    return rows, items, params
+
+
+async def list_notifications(request: web.Request) -> web.Response:
+    rows, items, params = await _notifications(request)
+    return json_response(items, headers=link_header(request, [r.id for r in rows], params))
 
 
 async def get_notification(request: web.Request) -> web.Response:
@@ -1205,7 +1211,8 @@ def _group_of(data: dict) -> dict:
 
 
 def _numeric_paging(params: dict) -> dict:
-    """``max_id``/``since_id``/``min_id`` given as a notification's number: the id bounds they mean."""
+    """Paging by notification id, or by the number push payloads and grouped notifications name one with
+    (its id's millisecond time part): the id bounds it means."""
     from hub.ids import floor_id_ms
 
     out = paging(params)
@@ -1217,18 +1224,7 @@ def _numeric_paging(params: dict) -> dict:
 
 
 async def grouped_notifications(request: web.Request) -> web.Response:
-    hub = _hub(request)
-    caller = await caller_of(request)
-    caller.need("read:notifications")
-    params = await params_of(request)
-    types = [str(t) for t in as_list(params.get("types"))]
-    exclude = [str(t) for t in as_list(params.get("exclude_types"))]
-    async with hub.db.read() as conn:
-        rows = await client_store.list_notifications(
-            conn, caller.actor.id, types=types, exclude=exclude, account_id=params.get("account_id"),
-            limit=limit_of(params, 40, 80), **_numeric_paging(params))
-        view = View(hub, conn, caller.actor)
-        items = [n for n in [await view.notification(r) for r in rows] if n is not None]
+    rows, items, params = await _notifications(request)
     accounts, statuses = {}, {}
     for n in items:
         accounts[n["account"]["id"]] = n["account"]

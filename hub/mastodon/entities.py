@@ -42,6 +42,7 @@ class View:
         self.hub, self.conn, self.viewer = hub, conn, viewer
         self._actors: dict[str, sa.Row | None] = {}
         self._by_uri: dict[str, sa.Row | None] = {}
+        self._accounts: dict[tuple[str, bool], dict] = {}  # a page names the same authors again and again
 
     async def actor(self, actor_id: str) -> sa.Row | None:
         if actor_id not in self._actors:
@@ -56,6 +57,12 @@ class View:
     # --- Account ---------------------------------------------------------------------------
 
     async def account(self, actor: sa.Row, *, source: bool = False) -> dict:
+        key = (actor.id, source)
+        if key not in self._accounts:
+            self._accounts[key] = await self._account(actor, source=source)
+        return self._accounts[key]
+
+    async def _account(self, actor: sa.Row, *, source: bool) -> dict:
         hub = self.hub
         avatar = actor.icon_url or f"{hub.cfg.base_url}/static/avatar.png"
         header = (actor.settings or {}).get("header_url") if actor.local else None

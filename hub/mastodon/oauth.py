@@ -189,6 +189,16 @@ def _redirect_error(redirect_uri: str, params: dict, error: str, description: st
     return web.HTTPFound(redirect_uri + sep + urlencode(query))
 
 
+async def _checked(request: web.Request, params: dict) -> tuple | web.Response:
+    """``(app, redirect_uri, scopes)``, or the page to answer with (an error page, or a redirect raised)."""
+    checked = await _request_of(request, params)
+    if isinstance(checked, ApiError):
+        return _error_page(request, checked.message)
+    if isinstance(checked, web.HTTPException):
+        raise checked
+    return checked
+
+
 async def _voices(hub, account) -> list:
     """The actors an account may speak as from an app: its own, and organizations
     whose admin lets it (admins and owners always may)."""
@@ -208,12 +218,8 @@ async def authorize_page(request: web.Request) -> web.StreamResponse:
 
     hub = request.app[HUB_KEY]
     params = dict(request.query)
-    checked = await _request_of(request, params)
+    checked = await _checked(request, params)
     if not isinstance(checked, tuple):
-        if isinstance(checked, ApiError):
-            return _error_page(request, checked.message)
-        if isinstance(checked, web.HTTPException):
-            raise checked
         return checked
     app, redirect_uri, scopes = checked
     session = web_accounts.current(request)
@@ -247,12 +253,8 @@ async def authorize_post(request: web.Request) -> web.StreamResponse:
     session = web_accounts.current(request)
     if session is None:
         raise web.HTTPFound("/login")
-    checked = await _request_of(request, form)
+    checked = await _checked(request, form)
     if not isinstance(checked, tuple):
-        if isinstance(checked, ApiError):
-            return _error_page(request, checked.message)
-        if isinstance(checked, web.HTTPException):
-            raise checked
         return checked
     app, redirect_uri, scopes = checked
     if form.get("decision") != "allow":

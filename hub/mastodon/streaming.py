@@ -99,9 +99,10 @@ class Watcher:
         me = self.caller.actor if self.caller is not None else None
         async with self.hub.db.read() as conn:
             view = View(self.hub, conn, me)
+            home = (await client_store.home_timeline(conn, me.id, min_id=after, limit=40)
+                    if self.streams & {"user", "direct"} else [])  # read once for both streams
             if "user" in self.streams:
-                rows = await client_store.home_timeline(conn, me.id, min_id=after, limit=40)
-                for row in rows:
+                for row in home:
                     if row.id >= floor_id(self.since) and self._fresh("u" + row.id):
                         out.append(self._event(["user"], "update", await view.status(row)))
                 changed = await self._changed(conn, me.id)
@@ -118,8 +119,7 @@ class Watcher:
                             names = [s for s in ("user", "user:notification") if s in self.streams]
                             out.append(self._event(names, "notification", data))
             if "direct" in self.streams:
-                rows = await client_store.home_timeline(conn, me.id, min_id=after, limit=40)
-                for row in rows:
+                for row in home:
                     if (row.id >= floor_id(self.since) and row.conversation_id
                             and self._fresh("c" + row.id)):
                         state = await conv_store.get_state(conn, row.conversation_id, me.id)
