@@ -75,6 +75,11 @@ async def cmd_import(hub: Hub, args) -> int:
     else:
         print(f"imported {summary['from']} into {summary['actor']}: {summary['conversations']} conversations "
               f"restored, {summary['not_restored']} left to their owners, {summary['profile_items']} data items")
+        said = {"code_sent": "a code was sent to it: `roundtable identity confirm` with it claims it here",
+                "claimed": "already claimed here", "taken": "claimed here by another account",
+                "no_bridge": "this hub does not bridge that network (the old hub's bridge goes on carrying it)"}
+        for i in summary["identities"]:
+            print(f"  {i['remote_id']} on {i['network']}: {said.get(i['state'], i.get('error', i['state']))}")
     return 0
 
 
@@ -131,7 +136,9 @@ async def cmd_account(hub: Hub, args) -> int:
         print_json(summary)
     else:
         print(f"deleted {summary['actor']}: {summary['messages_erased']} messages erased, "
-              f"{summary['conversations_closed']} conversations closed, {summary['grants_revoked']} grants revoked")
+              f"{summary['conversations_closed']} conversations closed, {summary['grants_revoked']} grants revoked, "
+              f"{summary.get('identities_erased', 0)} claimed addresses forgotten, "
+              f"{summary.get('bridged_told', 0)} bridged people told")
     return 0
 
 

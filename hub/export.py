@@ -8,6 +8,8 @@
                      labels, assignee, priority, its private notes)
 ``following.json``, ``followers.json``  OrderedCollections of actor URIs
 ``consent.json``     profile items, grants made and received, their signed receipts, the access log
+``identities.json``  the bridged identities the actor claimed (an email address): network, address, the
+                     bridged actor that speaks for it on the old hub, and the conversations it is in
 ``media/``           the files of those messages, by SHA-256
 ``mail.mbox``        the conversations that went through email, as RFC 822 messages (Python's ``mailbox``)
 ``index.html``       a human-readable copy of it all
@@ -40,7 +42,8 @@ from hub.store import consent as consent_store
 from hub.store import conversations as conv_store
 from hub.store import messages as msg_store
 from hub.store.base import utcnow
-from hub.store.schema import actors, follows, messages
+from hub.store.schema import actors, conversation_channels, follows, messages
+from hub.store.schema import conversations as conversations_t
 
 FORMAT = "roundtable-export/1"
 AS = "https://www.w3.org/ns/activitystreams"
@@ -130,6 +133,17 @@ async def collect(hub: Hub, acting: Acting, *, private_key: bool = True) -> dict
         out["following"] = sorted(following)
         out["followers"] = sorted(followers)
 
+        identities = []
+        for ident in await bridge_store.identities_claimed_by(conn, actor.id):
+            puppet = await actor_store.get_actor_by_id(conn, ident.actor_id)
+            channels = list((await conn.execute(sa.select(conversations_t.c.uri).join(
+                conversation_channels, conversation_channels.c.conversation_id == conversations_t.c.id).where(
+                conversation_channels.c.identity_id == ident.id))).scalars())
+            identities.append({"network": ident.network, "remoteId": ident.remote_id, "name": ident.display_name,
+                               "actor": puppet.uri if puppet else None, "claimed": ident.claimed_at.isoformat(),
+                               "conversations": sorted(channels)})
+        out["identities"] = identities
+
         made = await consent_store.list_grants(conn, side="customer", customer_id=actor.id)
         received = await consent_store.list_grants(conn, side="organization", organization_id=actor.id)
         receipts = await consent_store.receipts_of(conn, [g.id for g in made + received])
@@ -185,6 +199,10 @@ def _html(data: dict) -> str:
         for n in conv["privateNotes"]:
             parts.append(f"<div class='m'><p class='meta'>private note · {e(n['published'])}</p>"
                          f"<p>{e(n['text'])}</p></div>")
+    if data.get("identities"):
+        parts.append("<h2>Addresses you claimed</h2><ul>" + "".join(
+            f"<li>{e(i['remoteId'])} on {e(i['network'])}, since {e(i['claimed'])}</li>"
+            for i in data["identities"]) + "</ul>")
     consent = data["consent"]
     if consent["profile"]:
         parts.append("<h2>Your data</h2><dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>"
@@ -217,6 +235,7 @@ def _write(cfg, data: dict, out_path: Path) -> dict:
             put("following.json", _collection(data["following"]))
             put("followers.json", _collection(data["followers"]))
             put("consent.json", data["consent"])
+            put("identities.json", {"items": data["identities"]})
             for sha, _filename in data["media"].items():
                 path = media.path_of(cfg, sha)
                 if path.exists():

@@ -8,7 +8,10 @@ addressed to the old context are matched to it. Profile items come back;
 grants do not (they name the old hub's data endpoint: grant again from here).
 Conversations others own come back when their owners' hubs follow the
 ``Move`` (``roundtable move``). The account is created when it does not exist
-and refused when it already has content.
+and refused when it already has content. Identities the actor claimed on the
+old hub's bridges: their bridged actors take part in the conversations they
+were in (the old hub's bridge goes on carrying their mail), and each is
+claimed anew here, by a code sent to it, where this hub bridges its network.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def _read(path: Path) -> dict:
         data = {"manifest": manifest, "actor": load("actor.json"),
                 "conversations": [load(n) for n in sorted(names) if n.startswith("conversations/")],
                 "consent": load("consent.json") if "consent.json" in names else {},
+                "identities": (load("identities.json") if "identities.json" in names else {}).get("items") or [],
                 "media": {}}
         for n in names:
             if n.startswith("media/") and z.getinfo(n).file_size <= MAX_ARCHIVE_MEMBER:
@@ -138,6 +142,16 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
     if changes:
         actor = await actors_mod.update_profile(hub, actor, **changes)
 
+    # The bridged actors that spoke for the identities the actor claimed (on the old hub, whose bridge
+    # goes on receiving their mail) take part in the conversations they were in, so that what they
+    # write there reaches the conversation here
+    puppets: dict[str, list[str]] = {}
+    for ident in data["identities"]:
+        if isinstance(ident, dict) and isinstance(ident.get("actor"), str) and ident["actor"] != old_uri:
+            for conv_uri in ident.get("conversations") or []:
+                if isinstance(conv_uri, str):
+                    puppets.setdefault(conv_uri, []).append(ident["actor"])
+
     restored = skipped = 0
     for conv in data["conversations"]:
         if not conv.get("owned") or not isinstance(conv.get("messages"), list):
@@ -147,6 +161,9 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
         for p in conv.get("participants") or []:
             if isinstance(p, dict) and isinstance(p.get("id"), str) and p["id"] != old_uri:
                 others[p["id"]] = await _actor_for(hub, p["id"])
+        for uri in puppets.get(conv.get("id"), []):
+            if uri not in others:
+                others[uri] = await _actor_for(hub, uri)
         authors = {}
         for note in conv["messages"]:
             author = note.get("attributedTo")
@@ -222,5 +239,48 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
         for name, value in profile.items():
             if isinstance(name, str) and isinstance(value, str):
                 await consent_store.set_item(conn, actor.id, name[:64], value[:2000])
+    identities = await _claim_again(hub, actor, data["identities"])
     return {"actor": actor.uri, "created": created, "from": old_uri, "conversations": restored,
-            "not_restored": skipped, "profile_items": len(profile)}
+            "not_restored": skipped, "profile_items": len(profile), "identities": identities}
+
+
+async def _claim_again(hub: Hub, actor: sa.Row, identities: list) -> list[dict]:
+    """The identities claimed on the old hub, claimed anew here where this hub bridges their network: an
+    archive proves nothing about an address (anyone can write one), so a code goes to it, as for any claim,
+    and ``roundtable identity confirm`` finishes. Each comes back with its state: ``code_sent``,
+    ``claimed`` (already this account's), ``taken`` (another account here claimed it), ``no_bridge`` (this
+    hub does not bridge that network: the old hub's bridge goes on carrying it) or ``error``."""
+    from hub.bridges import claims
+    from hub.bridges.base import SendError
+    from hub.errors import HubError
+    from hub.inbox.access import Acting
+
+    out = []
+    acting = Acting(actor=actor, account=None, role="owner")
+    for ident in identities[:50]:
+        if not isinstance(ident, dict) or not isinstance(ident.get("network"), str) \
+                or not isinstance(ident.get("remoteId"), str):
+            continue
+        network, remote_id = ident["network"][:32], ident["remoteId"][:512]
+        entry = {"network": network, "remote_id": remote_id}
+        async with hub.db.read() as conn:
+            bridge = await bridge_store.get_bridge(conn, network)
+            try:
+                current = await bridge_store.get_identity(conn, network, claims.normalise(network, remote_id))
+            except UsageError as exc:
+                out.append({**entry, "state": "error", "error": str(exc)})
+                continue
+        if bridge is None:
+            entry["state"] = "no_bridge"
+        elif current is not None and current.claimed_actor_id == actor.id:
+            entry["state"] = "claimed"
+        elif current is not None and current.claimed_actor_id is not None:
+            entry["state"] = "taken"
+        else:
+            try:
+                started = await claims.start(hub, acting, network, remote_id)
+                entry.update(state="code_sent", expires_at=started["expires_at"])
+            except (HubError, SendError) as exc:  # e.g. this hub cannot send mail: the import stands
+                entry.update(state="error", error=str(exc))
+        out.append(entry)
+    return out

@@ -6,7 +6,10 @@ the other participants; a ``Delete`` of the actor goes to its followers and to
 everyone it shares a conversation with (signed with its key, which is kept for
 that alone); then its data is erased: its messages (each becomes a
 tombstone), private notes, profile items, follows, tokens and sessions, its
-members' memberships and its login. What stays is the tombstone of the actor
+members' memberships and its login; the addresses it claimed on this hub's
+bridges are forgotten and their bridged actors deleted with it; the people on
+bridged networks who got its messages are told (``bridge.leave``: copies
+withdrawn where the network can, one notice each). What stays is the tombstone of the actor
 (its URI answers 410 Gone) so that nobody else can take the name and peers can
 verify the ``Delete``. Nothing is kept for a retention period.
 """
@@ -20,6 +23,7 @@ from hub.errors import HubError
 from hub.ids import new_id
 from hub.inbox.access import Acting
 from hub.store import actors as actor_store
+from hub.store import bridges as bridge_store
 from hub.store import consent as consent_store
 from hub.store import conversations as conv_store
 from hub.store import social
@@ -78,7 +82,31 @@ async def delete_account(hub: Hub, acting: Acting) -> dict:
         await put_jobs(conn, [job_row("outbox.publish", {"verb": "delete_actor", "actor_id": actor.id,
                                                          "activity_id": new_id(), "also_to": sorted(others)})])
         now = utcnow()
-        result = await conn.execute(sa.update(messages).where(messages.c.actor_id == actor.id,
+        # the addresses it claimed on this hub's bridges are its data too: what their bridged actors
+        # wrote is erased with the rest, and the address is forgotten (mail from it later starts afresh)
+        claimed = await bridge_store.identities_claimed_by(conn, actor.id)
+        authors = {actor.id, *(i.actor_id for i in claimed)}
+        if hub.bridges is not None:
+            from hub.bridges.core import queue_leaving
+
+            summary["bridged_told"] = await queue_leaving(conn, hub, actor, conv_ids, authors,
+                                                          {i.id for i in claimed})
+        for ident in claimed:
+            await bridge_store.update_identity(conn, ident.id, {
+                "claimed_actor_id": None, "remote_id": f"erased:{ident.id}", "display_name": None})
+            # its bridged actor goes the same way as the account: peers erase what it wrote
+            wrote_in = (await conn.execute(sa.select(messages.c.conversation_id).distinct().where(
+                messages.c.actor_id == ident.actor_id, messages.c.conversation_id.is_not(None)))).scalars().all()
+            heard = set()
+            for conv_id in wrote_in:
+                heard.update(p.id for p in await conv_store.list_participants(conn, conv_id))
+            heard.discard(ident.actor_id)
+            await put_jobs(conn, [job_row("outbox.publish", {"verb": "delete_actor", "actor_id": ident.actor_id,
+                                                             "activity_id": new_id(), "also_to": sorted(heard)})])
+            await conn.execute(sa.update(actors).where(actors.c.id == ident.actor_id).values(
+                name=None, summary=None, icon_url=None, deleted_at=now, updated_at=now))
+        summary["identities_erased"] = len(claimed)
+        result = await conn.execute(sa.update(messages).where(messages.c.actor_id.in_(authors),
                                                               messages.c.deleted_at.is_(None))
                                     .values(deleted_at=now, content_html="", content_text="", summary=None,
                                             raw=None))

@@ -115,7 +115,7 @@ async def follow_move(hub: Hub, origin: sa.Row, target_uri: str) -> dict:
     from hub.errors import HubError
     from hub.store import conversations as conv_store
     from hub.store import social
-    from hub.store.schema import conversation_participants, conversations
+    from hub.store.schema import conversation_participants, conversations, remote_identities
 
     async with hub.db.read() as conn:
         target = await actor_store.get_actor_by_uri(conn, target_uri)
@@ -138,6 +138,12 @@ async def follow_move(hub: Hub, origin: sa.Row, target_uri: str) -> dict:
         except HubError:
             continue
     async with hub.db.write() as conn:
+        if origin.local:
+            # identities on this hub's bridges that the account claimed stay claimed, by its new self: mail
+            # from them is written by their bridged actor (this hub cannot write as a remote actor) in
+            # conversations the new actor takes part in, and what others write goes on reaching the address
+            await conn.execute(sa.update(remote_identities).where(remote_identities.c.claimed_actor_id == origin.id)
+                               .values(claimed_actor_id=target.id))
         conv_ids = list((await conn.execute(sa.select(conversation_participants.c.conversation_id).where(
             conversation_participants.c.actor_id == origin.id))).scalars())
         for conv_id in conv_ids:

@@ -50,6 +50,7 @@ from hub.store import conversations as conv_store
 from hub.store import messages as msg_store
 from hub.store.base import Conn, utcnow
 from hub.store.jobs import job_row, put_jobs
+from hub.store.schema import bridge_messages, messages
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -83,6 +84,7 @@ class Bridges:
         hub.bridges = self
         hub.registry.register("bridge.inbound", self.handle_inbound)
         hub.registry.register("bridge.send", self.handle_send)
+        hub.registry.register("bridge.leave", self.handle_leave)
         hub.message_hooks.append(on_message)
         self._resolve_handle = hub.resolve_handle
         hub.resolve_handle = self.resolve
@@ -263,6 +265,13 @@ class Bridges:
             return Outcome("failed" if exc.permanent else "retry", error=str(exc), retry_after_s=exc.retry_after_s)
 
 
+    async def handle_leave(self, job: sa.Row) -> Outcome:
+        try:
+            return await leave(self, job.payload)
+        except SendError as exc:
+            return Outcome("failed" if exc.permanent else "retry", error=str(exc), retry_after_s=exc.retry_after_s)
+
+
 class LocalLink:
     """A connector running inside the hub process talks to it directly."""
 
@@ -372,8 +381,12 @@ async def ingest(hub: Hub, network: str, env: Envelope, *, threading: bool = Tru
         if identity.undeliverable_at is not None:
             # they write again: the address works (a full mailbox, a typo fixed)
             await bridge_store.update_identity(conn, identity.id, {"undeliverable_at": None, "undeliverable_reason": None})
-        author_id = identity.claimed_actor_id or identity.actor_id
-        author = await actor_store.get_actor_by_id(conn, author_id)
+        claimer = (await actor_store.get_actor_by_id(conn, identity.claimed_actor_id)
+                   if identity.claimed_actor_id else None)
+        # The customer who claimed the identity writes; one who has moved to another hub cannot be
+        # written as from here, so their bridged actor writes and the new actor takes part (below)
+        author = claimer if claimer is not None and claimer.local else await actor_store.get_actor_by_id(
+            conn, identity.actor_id)
         if unverified:
             flags.append("unverified_claimed_identity")
         if not env.sender.authenticated and "unauthenticated" not in flags:
@@ -386,6 +399,8 @@ async def ingest(hub: Hub, network: str, env: Envelope, *, threading: bool = Tru
             conversation = await _new_conversation(conn, hub, network, env, author)
             if conversation is None:
                 return "flagged", flags + ["no_recipient"], "addressed to nobody here", None
+            if claimer is not None and not claimer.local and not unverified:
+                await conv_store.put_participant(conn, conversation.id, claimer.id)
         await bridge_store.add_channel(conn, conversation.id, identity.id)
         await conv_store.put_participant(conn, conversation.id, author.id)
         participants = await conv_store.list_participants(conn, conversation.id)
@@ -571,6 +586,106 @@ async def send(bridges: Bridges, p: dict) -> Outcome:
         await bridge_store.put_mapping(conn, network=bridge.name, remote_id=remote_id, message_id=message.id,
                                        direction="out", identity_id=identity.id, txn_id=p["txn_id"],
                                        edit_count=1 if p["event"] == "edit" else 0)
+    return Outcome("done")
+
+
+# --- an account deleted: the bridged copies are told ---------------------------------------------------------
+
+
+async def queue_leaving(conn: Conn, hub: Hub, actor: sa.Row, conversation_ids: list[str], author_ids: set[str],
+                        own_identity_ids: set[str]) -> int:
+    """Before an account's data is erased: one ``bridge.leave`` job per bridged person of each of its
+    conversations who received its messages (or whose conversation it owned, which closes). Where the
+    network can withdraw a message, each copy is withdrawn; otherwise one notice says that the account
+    is gone and its messages were erased (what was delivered stays with them). The account's own
+    identities are not told. Returns how many were queued."""
+    rows = []
+    for conv_id in conversation_ids:
+        conversation = await msg_store.get_conversation_by_id(conn, conv_id)
+        if conversation is None:
+            continue
+        for identity in await bridge_store.channel_targets(conn, conv_id):
+            if identity.id in own_identity_ids or identity.remote_id.startswith("erased:"):
+                continue
+            sent = (await conn.execute(
+                sa.select(bridge_messages.c.message_id).join(messages, messages.c.id == bridge_messages.c.message_id)
+                .where(bridge_messages.c.identity_id == identity.id, bridge_messages.c.direction == "out",
+                       messages.c.conversation_id == conv_id, messages.c.actor_id.in_(list(author_ids)))
+                .order_by(bridge_messages.c.created_at))).scalars().all()
+            sent = list(dict.fromkeys(sent))
+            if not sent and conversation.owner_id != actor.id:
+                continue
+            rows.append(job_row("bridge.leave", {
+                "bridge": identity.network, "identity_id": identity.id, "conversation_id": conv_id,
+                "actor_id": actor.id, "owned": conversation.owner_id == actor.id,
+                "deletes": [[m, new_id()] for m in sent], "txn_id": new_id()},
+                dedupe_key=f"bridge.leave:{actor.id}:{conv_id}:{identity.id}", host=f"bridge:{identity.network}"))
+    if rows:
+        await put_jobs(conn, rows)
+    return len(rows)
+
+
+async def leave(bridges: Bridges, p: dict) -> Outcome:
+    from hub import text as textmod
+
+    hub = bridges.hub
+    async with hub.db.read() as conn:
+        if await bridge_store.get_mapped_by_txn(conn, p["txn_id"]) is not None:
+            return Outcome("done", error="told before")
+        bridge = await bridge_store.get_bridge(conn, p["bridge"])
+        identity = await bridge_store.get_identity_by_id(conn, p["identity_id"])
+        conversation = await msg_store.get_conversation_by_id(conn, p["conversation_id"])
+        actor = await actor_store.get_actor_by_id(conn, p["actor_id"])
+        if bridge is None or identity is None or conversation is None or actor is None:
+            return Outcome("failed", error="the bridge, the person or the conversation is gone")
+        if identity.undeliverable_at is not None or identity.remote_id.startswith("erased:"):
+            return Outcome("failed", error="the address is undeliverable")
+        connector = bridges.connector_for(bridge)
+        caps = _capabilities_of(bridge, connector)
+        participants = await conv_store.list_participants(conn, conversation.id)
+        speaker = next((a for a in participants if a.local and not a.bridge_network and a.type != "Application"
+                        and a.id != actor.id), actor)
+        token = await bridge_store.reply_token(conn, conversation.id, speaker.id)
+        references = await bridge_store.thread_remote_ids(conn, conversation.id, bridge.name)
+        withdrawals = []
+        for message_id, txn in p["deletes"]:
+            if not caps.get("deletes") or await bridge_store.get_mapped_by_txn(conn, txn) is not None:
+                continue
+            earlier = [m for m in await bridge_store.mapped_for_message(conn, message_id)
+                       if m.direction == "out" and m.identity_id == identity.id]
+            if earlier:
+                withdrawals.append((message_id, txn, earlier[0].remote_id))
+        anchor = p["deletes"][-1][0] if p["deletes"] else None
+        if anchor is None:
+            last = await conv_store.list_messages(conn, conversation.id)
+            anchor = last[-1].id if last else None
+    handle = f"@{actor.username}@{hub.cfg.domain}"
+    common = {"network": bridge.name, "to": identity.remote_id.removeprefix("unverified:"),
+              "to_name": identity.display_name, "from_username": speaker.username,
+              "subject": conversation.subject, "reply_token": token, "references": references,
+              "conversation_uri": conversation.uri}
+    for message_id, txn, remote_id in withdrawals:
+        text = f"Withdrawn: {handle} deleted their account."
+        remote = await deliver_outbound(bridges, bridge, Outbound(
+            **common, txn_id=txn, from_name=speaker.name or speaker.username, text=text,
+            html=textmod.plain_to_html(text), kind="delete", target_remote_id=remote_id, automatic=True))
+        async with hub.db.write() as conn:  # recorded, so a repeated job withdraws it once
+            await bridge_store.put_mapping(conn, network=bridge.name, remote_id=f"{remote}#withdrawn",
+                                           message_id=message_id, direction="out", identity_id=identity.id,
+                                           txn_id=txn)
+    if anchor is None:
+        return Outcome("done", error="nothing was ever sent there")
+    erased = ("were withdrawn" if caps.get("deletes") and p["deletes"] else
+              "are erased here; the copies you received stay with you")
+    text = (f"{handle} has deleted their account on {hub.cfg.domain}. Their messages in this conversation "
+            f"{erased}." + (" The conversation was theirs and is now closed: nothing more will be added to it."
+                            if p.get("owned") else ""))
+    remote = await deliver_outbound(bridges, bridge, Outbound(
+        **common, txn_id=p["txn_id"], from_name=hub.cfg.domain, text=text, html=textmod.plain_to_html(text),
+        automatic=True))
+    async with hub.db.write() as conn:
+        await bridge_store.put_mapping(conn, network=bridge.name, remote_id=remote, message_id=anchor,
+                                       direction="out", identity_id=identity.id, txn_id=p["txn_id"])
     return Outcome("done")
 
 

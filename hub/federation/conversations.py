@@ -350,7 +350,11 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
             note_doc = await discovery.fetch_object(fed, note_id)
         note = docs.parse_note(note_doc)
         author = await discovery.ensure_actor(fed, note["attributed_to"] or "")
+    moved = await _moved_here(fed, target_id, actor) if conversation is None else None
     async with hub.db.write() as conn:
+        if moved is not None:
+            # the owner moved and its new hub keeps the conversation now: same conversation, new home
+            await conv_store.repoint_conversation(conn, moved.id, uri=target_id, owner_id=actor.id, local=False)
         conversation = await conv_store.get_conversation_by_any_uri(conn, target_id)
         message = await msg_store.get_message_by_uri(conn, note_id)
         if message is None and note is None:
@@ -392,6 +396,28 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
             })
             await message_changed(conn, hub, "edit", message.id)
     return DONE
+
+
+async def _moved_here(fed: Federation, container_uri: str, actor: sa.Row) -> sa.Row | None:
+    """A conversation we hold under another URI that ``actor``'s new container names as what it was
+    (``alsoKnownAs``, asked of the container's origin): ours only when ``actor`` owns it here, or its
+    owner here has moved to ``actor``. An owner that moved imports its conversations on its new hub,
+    which names the old collections so."""
+    try:
+        container = await discovery.fetch_object(fed, container_uri)
+    except Exception:  # unreachable or refused: a new conversation, as before
+        return None
+    if docs.id_of(container.get("attributedTo")) != actor.uri:
+        return None
+    async with fed.hub.db.read() as conn:
+        for alias in docs.ids_of(container.get("alsoKnownAs"))[:20]:
+            held = await conv_store.get_conversation_by_any_uri(conn, alias)
+            if held is None:
+                continue
+            owner = await actor_store.get_actor_by_id(conn, held.owner_id) if held.owner_id else None
+            if owner is not None and (owner.id == actor.id or owner.moved_to == actor.uri):
+                return held
+    return None
 
 
 async def _owner_now(fed: Federation, container_uri: str, actor: sa.Row) -> bool:

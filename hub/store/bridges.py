@@ -271,17 +271,21 @@ async def is_channel(conn: Conn, conversation_id: str, identity_id: str) -> bool
 
 async def channel_targets(conn: Conn, conversation_id: str) -> list[sa.Row]:
     """The conversation's channels whose person still takes part (as the
-    bridged actor, or as the customer who claimed it)."""
+    bridged actor, or as the customer who claimed it, or as the bridged actor
+    of a customer who moved away)."""
     participant_ids = sa.select(conversation_participants.c.actor_id).where(
         conversation_participants.c.conversation_id == conversation_id
     )
+    # claimed by an account that has moved to another hub: its bridged actor speaks for it here
+    claimed_elsewhere = sa.exists().where(actors.c.id == remote_identities.c.claimed_actor_id, actors.c.local.is_(False))
     stmt = (
         sa.select(remote_identities)
         .join(conversation_channels, conversation_channels.c.identity_id == remote_identities.c.id)
         .where(
             conversation_channels.c.conversation_id == conversation_id,
             sa.or_(
-                sa.and_(remote_identities.c.claimed_actor_id.is_(None), remote_identities.c.actor_id.in_(participant_ids)),
+                sa.and_(sa.or_(remote_identities.c.claimed_actor_id.is_(None), claimed_elsewhere),
+                        remote_identities.c.actor_id.in_(participant_ids)),
                 remote_identities.c.claimed_actor_id.in_(participant_ids),
             ),
         )

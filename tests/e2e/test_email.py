@@ -263,3 +263,150 @@ def test_bounces_and_auto_replies_never_become_messages(mailhub):
         assert s.rcpt(f"{shop}@localhost")[0] == 250
         code, text = s.data(b"Subject: no sender\r\n\r\nhello\r\n")
         assert code == 550 and b"From" in text
+
+
+def test_a_claimed_address_moves_with_its_customer(mailhub, provider, tmp_path):
+    """The customer claimed her address on the mail hub, then moves to hub C: her mail keeps reaching the
+    conversation (now hers on C), the organization's answers keep reaching her address, what she writes from
+    C is not mailed back to her, a new thread by mail reaches her on C, and C claims the address anew by a
+    code sent to it (an archive proves nothing about an address)."""
+    mail, (box, port) = mailhub, provider
+    acme, dana, dora_acct, dora_new = unique("acme"), unique("dana"), unique("dora"), unique("dora")
+    dora = f"{unique('dora')}@customer.test"
+    mail.cli("actor", "add", acme, "--kind", "organization", "--name", "Acme")
+    mail.cli("actor", "add", dana, "--kind", "person", "--name", "Dana")
+    mail.cli("member", "add", acme, dana, "--role", "agent")
+    mail.cli("actor", "add", dora_acct, "--kind", "person", "--name", "Dora")
+
+    first = customer_mail(f"Dora <{dora}>", f"{acme}@localhost", "Where is my parcel?", "It has been ten days.")
+    send_mail(mail, first, mail_from=dora, to=[f"{acme}@localhost"])
+    conv = wait_until(lambda: listing(mail, acme, dana), message="the mail in Acme's inbox")[0]["uri"]
+    puppet = show(mail, acme, conv, dana)["messages"][0]["author"]
+    mail.cli("conversation", "reply", acme, conv, "It left our warehouse today.", "--member", dana)
+    (got,) = wait_until(lambda: box.to(dora), message="the answer by mail")
+
+    def code_in(messages):
+        for m in messages:
+            found = re.search(r"code is: ([A-Z0-9]{4}-[A-Z0-9]{4})", m.get_body(("plain",)).get_content())
+            if found:
+                return found.group(1)
+        return None
+
+    seen = len(box.to(dora))
+    mail.cli("identity", "claim", dora_acct, "email", dora)
+    code = wait_until(lambda: code_in(box.to(dora)[seen:]), message="the claim code")
+    mail.cli("identity", "confirm", dora_acct, "email", dora, code)
+    assert show(mail, acme, conv, dana)["conversation"]["owner"] == mail.actor_uri(dora_acct)
+
+    c = HubProcess("c", tmp_path, smtp_relay=f"127.0.0.1:{port}")
+    c.start()
+    try:
+        archive = tmp_path / "dora.zip"
+        mail.cli("export", dora_acct, "--out", str(archive))
+        import zipfile
+
+        with zipfile.ZipFile(archive) as z:
+            (ident,) = json.loads(z.read("identities.json"))["items"]
+        assert ident["remoteId"] == dora and ident["actor"] == puppet and ident["conversations"] == [conv]
+
+        seen = len(box.to(dora))
+        summary = json.loads(c.cli("import", str(archive), "--as", dora_new, "--json"))
+        assert summary["identities"] == [{"network": "email", "remote_id": dora, "state": "code_sent",
+                                          "expires_at": summary["identities"][0]["expires_at"]}]
+        # the claim on C is not taken from the archive: the code sent to the address proves it
+        assert json.loads(c.cli("identity", "list", dora_new, "--json")) == []
+        code = wait_until(lambda: code_in(box.to(dora)[seen:]), message="C's claim code")
+        c.cli("identity", "confirm", dora_new, "email", dora, code)
+        assert [i["remote_id"] for i in json.loads(c.cli("identity", "list", dora_new, "--json"))] == [dora]
+        (mine,) = listing(c, dora_new)
+        assert mine["owner"] == c.actor_uri(dora_new) and len(show(c, dora_new, mine["uri"])["messages"]) == 2
+
+        c.cli("alias", "add", dora_new, mail.handle(dora_acct))
+        mail.cli("move", dora_acct, c.handle(dora_new))
+        wait_until(lambda: show(mail, acme, conv, dana)["conversation"]["owner"] == c.actor_uri(dora_new),
+                   message="the conversation on the mail hub to name her new self")
+        assert json.loads(mail.cli("identity", "list", dora_acct, "--json")) == []  # the claim went with her
+
+        # her mail, answered from her mail client, reaches the conversation on C, as her bridged self
+        more = customer_mail(f"Dora <{dora}>", got["From"], "Re: Where is my parcel?", "Still nothing here.",
+                             In_Reply_To=got["Message-ID"])
+        send_mail(mail, more, mail_from=dora, to=[email.utils.parseaddr(got["From"])[1]])
+        last = wait_until(lambda: (v := show(c, dora_new, mine["uri"])) and len(v["messages"]) == 3
+                          and v["messages"][-1], timeout=30, message="her mail in her conversation on C")
+        assert "Still nothing" in last["text"] and last["author"] == puppet
+        assert len(listing(mail, acme, dana)) == 1  # the same conversation at Acme, not a new one
+
+        # Acme's answer reaches both her address and C
+        seen = len(box.to(dora))
+        mail.cli("conversation", "reply", acme, conv, "A courier will call tomorrow.", "--member", dana)
+        wait_until(lambda: [m for m in box.to(dora)[seen:] if "courier" in m.get_body(("plain",)).get_content()],
+                   message="the answer by mail after the move")
+        wait_until(lambda: "courier" in show(c, dora_new, mine["uri"])["messages"][-1]["text"], timeout=30,
+                   message="the answer on C")
+
+        # what she writes on C reaches Acme, and is not mailed back to her own address
+        c.cli("conversation", "reply", dora_new, mine["uri"], "Thanks, I will be home.")
+        wait_until(lambda: "be home" in show(mail, acme, conv, dana)["messages"][-1]["text"], timeout=30,
+                   message="her message from C at Acme")
+        mail.cli("conversation", "reply", acme, conv, "Noted, see you then.", "--member", dana)
+        wait_until(lambda: [m for m in box.to(dora) if "see you then" in m.get_body(("plain",)).get_content()],
+                   message="the next answer by mail")
+        assert not [m for m in box.to(dora) if "be home" in m.get_body(("plain",)).get_content()]
+
+        # a new thread started by mail reaches her on C too
+        fresh = customer_mail(f"Dora <{dora}>", f"{acme}@localhost", "A second order", "Order 42 is wrong.")
+        send_mail(mail, fresh, mail_from=dora, to=[f"{acme}@localhost"])
+        wait_until(lambda: [i for i in listing(c, dora_new) if i["uri"] != mine["uri"]], timeout=30,
+                   message="the new thread on C")
+        assert len(listing(mail, acme, dana)) == 2
+    finally:
+        c.stop()
+
+
+def test_leaving_for_good_tells_the_people_on_email_and_forgets_the_claimed_address(mailhub, provider):
+    mail, (box, _port) = mailhub, provider
+    acme, dana, erin_acct = unique("acme"), unique("dana"), unique("erin")
+    erin, bob = f"{unique('erin')}@customer.test", f"{unique('bob')}@customer.test"
+    mail.cli("actor", "add", acme, "--kind", "organization", "--name", "Acme")
+    mail.cli("actor", "add", dana, "--kind", "person", "--name", "Dana")
+    mail.cli("member", "add", acme, dana, "--role", "agent")
+    mail.cli("actor", "add", erin_acct, "--kind", "person", "--name", "Erin")
+
+    first = customer_mail(f"Erin <{erin}>", f"{acme}@localhost", "Warranty", "My blender broke.")
+    send_mail(mail, first, mail_from=erin, to=[f"{acme}@localhost"])
+    conv = wait_until(lambda: listing(mail, acme, dana), message="the mail in Acme's inbox")[0]["uri"]
+    puppet = show(mail, acme, conv, dana)["messages"][0]["author"]
+    mail.cli("identity", "claim", erin_acct, "email", erin)
+    code_mail = wait_until(lambda: [m for m in box.to(erin) if "code is" in m.get_body(("plain",)).get_content()],
+                           message="the claim code")[0]
+    code = re.search(r"code is: ([A-Z0-9]{4}-[A-Z0-9]{4})", code_mail.get_body(("plain",)).get_content()).group(1)
+    mail.cli("identity", "confirm", erin_acct, "email", erin, code)
+    # she brings her partner in, by mail, and writes to him
+    mail.cli("conversation", "add", erin_acct, conv, f"mailto:{bob}")
+    mail.cli("conversation", "reply", erin_acct, conv, "Bob, the receipt is in the drawer.")
+    wait_until(lambda: [m for m in box.to(bob) if "drawer" in m.get_body(("plain",)).get_content()],
+               message="her message to Bob by mail")
+    to_erin = len(box.to(erin))
+
+    summary = json.loads(mail.cli("account", "delete", erin_acct, "--json"))
+    assert summary["identities_erased"] == 1 and summary["bridged_told"] == 1 and summary["conversations_closed"] == 1
+    notice = wait_until(lambda: [m for m in box.to(bob) if "deleted their account" in m.get_body(("plain",)).get_content()],
+                        message="the notice to Bob")[0]
+    body = notice.get_body(("plain",)).get_content()
+    assert f"@{erin_acct}@" in body and "now closed" in body and "copies you received stay" in body
+    assert notice["Auto-Submitted"] == "auto-generated" and notice["Subject"] == "Re: Warranty"
+    assert "Erin" not in body  # her name is erased; her handle stays as her tombstone does
+    # the account's own address is not told, and is forgotten: nothing on this hub names it any more
+    assert len(box.to(erin)) == to_erin
+    assert mail.sql(f"SELECT count(*) FROM remote_identities WHERE remote_id LIKE '%{erin}%'") == [(0,)]
+    assert mail.sql("SELECT count(*) FROM messages WHERE content_text LIKE '%blender%'") == [(0,)]
+    assert get_json(puppet)[0] == 410 and get_json(mail.actor_uri(erin_acct))[0] == 410
+    # the job is not repeated: one notice
+    wait_until(lambda: mail.sql("SELECT state FROM jobs WHERE kind = 'bridge.leave' AND payload LIKE "
+                                f"'%{summary['actor'].rsplit('/', 1)[-1]}%'") in ([("done",)], []), message="the job")
+    assert len([m for m in box.to(bob) if "deleted their account" in m.get_body(("plain",)).get_content()]) == 1
+    # mail from the address later starts afresh, with nobody's account
+    again = customer_mail(f"Erin <{erin}>", f"{acme}@localhost", "Hello again", "Another question.")
+    send_mail(mail, again, mail_from=erin, to=[f"{acme}@localhost"])
+    fresh = wait_until(lambda: [i for i in listing(mail, acme, dana) if i["uri"] != conv], message="a new thread")
+    assert fresh[0]["owner"] not in (puppet, mail.actor_uri(erin_acct))

@@ -114,6 +114,15 @@ def test_a_customer_moves_to_a_third_hub_and_the_conversation_goes_on_there(hubs
         history = texts()
         assert history[0] == "Where is my parcel?" and history[1].endswith("Checking with the courier.")
         assert len(c.cli_json("inbox", "list", newname)) == 1  # the same conversation, not a new one
+
+        # and the customer's answer from C reaches the organization in the conversation it already has
+        c.cli("conversation", "reply", newname, listed[0]["id"], "Thank you, I will be home.")
+        wait_until(lambda: any("I will be home" in m["text"]
+                               for m in b.cli_json("inbox", "show", org, item["id"])["messages"]),
+                   timeout=30, message="the customer's answer from C on hub B")
+        (only,) = b.cli_json("inbox", "list", org)
+        assert only["id"] == item["id"] and only["uri"] == listed[0]["uri"]  # the new home is its URI now
+        assert len(b.cli_json("inbox", "show", org, item["id"])["messages"]) == 4
     finally:
         c.stop()
 

@@ -752,3 +752,40 @@ async def test_an_item_placed_twice_at_once_is_one_message_and_a_send_repeated_g
             sa.text("SELECT payload FROM jobs WHERE kind = 'bridge.send' AND state = 'done'"))).all()]
     outcome = await bridge_core.send(hub.bridges, payload)
     assert outcome.state == "done" and len(memory.outbox) == 1
+
+
+async def test_leaving_for_good_withdraws_the_copies_where_the_network_can(served_hub):
+    """A network that can withdraw a message (the in-memory reference network) has each copy of the
+    leaving account's messages withdrawn, then one notice; a job run again sends nothing more."""
+    from hub import leaving
+
+    hub = served_hub
+    memory = await chat_network(hub)
+    await actors.create_local_actor(hub, "alice", kind="person", name="Alice")
+    acme = await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    as_alice, as_acme = await access.acting_as(hub, "alice"), await access.acting_as(hub, "acme")
+    conversation, _m = await conversations.start(hub, as_alice, [acme], "Hello Acme")
+    await conversations.add_participant(hub, as_alice, conversation, await hub.resolve_handle("chat:bob"))
+    await bridge_core.set_network_allowed(hub, as_alice, conversation, "chat", True)
+    await conversations.reply(hub, as_alice, conversation, "one")
+    await conversations.reply(hub, as_acme, conversation, "from acme")
+    await conversations.reply(hub, as_alice, conversation, "two")
+    await hub.runner.drain()
+    sent = {o.text: remote for remote, o in memory.outbox}
+    assert set(sent) == {"one", "from acme", "two"}
+    memory.outbox.clear()
+
+    summary = await leaving.delete_account(hub, as_alice)
+    assert summary["bridged_told"] == 1
+    await hub.runner.drain()
+    deletes = [o for _r, o in memory.outbox if o.kind == "delete"]
+    assert sorted(o.target_remote_id for o in deletes) == sorted([sent["one"], sent["two"]])  # not Acme's
+    (notice,) = [o for _r, o in memory.outbox if o.kind == "message"]
+    assert "@alice@" in notice.text and "were withdrawn" in notice.text and "now closed" in notice.text
+    assert notice.automatic and notice.to == "bob" and notice.from_username == "acme"
+    # a repeat of the job (a crash after the sends) sends nothing twice
+    async with hub.db.write() as conn:
+        await conn.execute(sa.text("UPDATE jobs SET state = 'queued', next_try_at = :now WHERE kind = 'bridge.leave'"),
+                           {"now": __import__("hub.store.base", fromlist=["utcnow"]).utcnow()})
+    await hub.runner.drain()
+    assert len(memory.outbox) == 3
