@@ -350,7 +350,8 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
             note_doc = await discovery.fetch_object(fed, note_id)
         note = docs.parse_note(note_doc)
         author = await discovery.ensure_actor(fed, note["attributed_to"] or "")
-    moved = await _moved_here(fed, target_id, actor) if conversation is None else None
+    # only an actor that names earlier accounts of its own (alsoKnownAs) can have moved a conversation
+    moved = await _moved_here(fed, target_id, actor) if conversation is None and actor.also_known_as else None
     async with hub.db.write() as conn:
         if moved is not None:
             # the owner moved and its new hub keeps the conversation now: same conversation, new home

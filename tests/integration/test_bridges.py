@@ -784,8 +784,11 @@ async def test_leaving_for_good_withdraws_the_copies_where_the_network_can(serve
     assert "@alice@" in notice.text and "were withdrawn" in notice.text and "now closed" in notice.text
     assert notice.automatic and notice.to == "bob" and notice.from_username == "acme"
     # a repeat of the job (a crash after the sends) sends nothing twice
+    from hub.store.base import utcnow
+    from hub.store.schema import jobs
+
     async with hub.db.write() as conn:
-        await conn.execute(sa.text("UPDATE jobs SET state = 'queued', next_try_at = :now WHERE kind = 'bridge.leave'"),
-                           {"now": __import__("hub.store.base", fromlist=["utcnow"]).utcnow()})
+        await conn.execute(sa.update(jobs).where(jobs.c.kind == "bridge.leave").values(state="queued",
+                                                                                     next_try_at=utcnow()))
     await hub.runner.drain()
     assert len(memory.outbox) == 3
