@@ -88,7 +88,11 @@ def _source(note: dict) -> str | None:
 
 
 async def _has_content(conn, actor_id: str) -> bool:
+    from hub.store.schema import profile_items, remote_identities
+
     for stmt in (sa.select(messages.c.id).where(messages.c.actor_id == actor_id).limit(1),
+                 sa.select(profile_items.c.actor_id).where(profile_items.c.actor_id == actor_id).limit(1),
+                 sa.select(remote_identities.c.id).where(remote_identities.c.claimed_actor_id == actor_id).limit(1),
                  sa.select(conversation_states.c.id).where(conversation_states.c.actor_id == actor_id).limit(1),
                  sa.select(follows.c.id).where(sa.or_(follows.c.follower_id == actor_id,
                                                       follows.c.followee_id == actor_id)).limit(1)):

@@ -33,8 +33,13 @@ from hub.store.schema import (
     accounts,
     actors,
     api_tokens,
+    bridge_items,
+    consent_reads,
+    conversation_labels,
     conversation_participants,
+    conversation_states,
     conversations,
+    exports,
     memberships,
     messages,
     oauth_tokens,
@@ -85,27 +90,16 @@ async def delete_account(hub: Hub, acting: Acting) -> dict:
         # the addresses it claimed on this hub's bridges are its data too: what their bridged actors
         # wrote is erased with the rest, and the address is forgotten (mail from it later starts afresh)
         claimed = await bridge_store.identities_claimed_by(conn, actor.id)
+        twins = await _twins(conn, claimed)
         authors = {actor.id, *(i.actor_id for i in claimed)}
         if hub.bridges is not None:
             from hub.bridges.core import queue_leaving
 
             summary["bridged_told"] = await queue_leaving(conn, hub, actor, conv_ids, authors,
-                                                          {i.id for i in claimed})
-        for ident in claimed:
-            await bridge_store.update_identity(conn, ident.id, {
-                "claimed_actor_id": None, "remote_id": f"erased:{ident.id}", "display_name": None})
-            # its bridged actor goes the same way as the account: peers erase what it wrote
-            wrote_in = (await conn.execute(sa.select(messages.c.conversation_id).distinct().where(
-                messages.c.actor_id == ident.actor_id, messages.c.conversation_id.is_not(None)))).scalars().all()
-            heard = set()
-            for conv_id in wrote_in:
-                heard.update(p.id for p in await conv_store.list_participants(conn, conv_id))
-            heard.discard(ident.actor_id)
-            await put_jobs(conn, [job_row("outbox.publish", {"verb": "delete_actor", "actor_id": ident.actor_id,
-                                                             "activity_id": new_id(), "also_to": sorted(heard)})])
-            await conn.execute(sa.update(actors).where(actors.c.id == ident.actor_id).values(
-                name=None, summary=None, icon_url=None, deleted_at=now, updated_at=now))
+                                                          {i.id for i in claimed + twins})
+        await forget_identities(conn, claimed, twins, now)
         summary["identities_erased"] = len(claimed)
+        files = await _erase_messages(conn, authors, now)
         result = await conn.execute(sa.update(messages).where(messages.c.actor_id.in_(authors),
                                                               messages.c.deleted_at.is_(None))
                                     .values(deleted_at=now, content_html="", content_text="", summary=None,
@@ -113,6 +107,13 @@ async def delete_account(hub: Hub, acting: Acting) -> dict:
         summary["messages_erased"] = result.rowcount
         await conn.execute(sa.delete(private_notes).where(private_notes.c.actor_id == actor.id))
         await conn.execute(sa.delete(profile_items).where(profile_items.c.actor_id == actor.id))
+        # its inbox (status, labels), every read of its data (the log was for it), its archives
+        states = sa.select(conversation_states.c.id).where(conversation_states.c.actor_id == actor.id)
+        await conn.execute(sa.delete(conversation_labels).where(conversation_labels.c.state_id.in_(states)))
+        await conn.execute(sa.delete(conversation_states).where(conversation_states.c.actor_id == actor.id))
+        await conn.execute(sa.delete(consent_reads).where(consent_reads.c.customer_id == actor.id))
+        archives = list((await conn.execute(sa.select(exports.c.id).where(exports.c.actor_id == actor.id))).scalars())
+        await conn.execute(sa.delete(exports).where(exports.c.actor_id == actor.id))
         account = await actor_store.get_account_by_username(conn, actor.username)
         await conn.execute(sa.update(actors).where(
             actors.c.id == actor.id).values(
@@ -128,8 +129,101 @@ async def delete_account(hub: Hub, acting: Acting) -> dict:
                 memberships.c.account_id == account.id).limit(1))).first()
             if still is None:  # the login spoke only for this actor: it goes too
                 await conn.execute(sa.delete(accounts).where(accounts.c.id == account.id))
+    from hub import export, media
+
+    for export_id in archives:
+        export.file_of(hub.cfg, export_id).unlink(missing_ok=True)
+    for sha in files:  # files no other message uses
+        media.path_of(hub.cfg, sha).unlink(missing_ok=True)
     hub.wake()
     return summary
+
+
+async def forget_claims_of_remote(conn, actor: sa.Row) -> set[str]:
+    """An actor of another hub that holds claims here (an account that moved away with its addresses)
+    was deleted: its addresses are forgotten here too, and what their bridged actors wrote is erased.
+    Returns the SHA-256 of files nothing uses any more, for the caller to delete once committed."""
+    claimed = await bridge_store.identities_claimed_by(conn, actor.id)
+    if not claimed:
+        return set()
+    now = utcnow()
+    await forget_identities(conn, claimed, await _twins(conn, claimed), now)
+    authors = {i.actor_id for i in claimed}
+    files = await _erase_messages(conn, authors, now)
+    await conn.execute(sa.update(messages).where(messages.c.actor_id.in_(authors), messages.c.deleted_at.is_(None))
+                       .values(deleted_at=now, content_html="", content_text="", summary=None, raw=None))
+    return files
+
+
+async def _twins(conn, claimed: list[sa.Row]) -> list[sa.Row]:
+    """The ``unverified:`` twin of each claimed address (mail in its name that failed authentication):
+    it names the address too."""
+    out = []
+    for ident in claimed:
+        twin = await bridge_store.get_identity(conn, ident.network, "unverified:" + ident.remote_id)
+        if twin is not None:
+            out.append(twin)
+    return out
+
+
+async def forget_identities(conn, claimed: list[sa.Row], twins: list[sa.Row], now) -> None:
+    """Claimed addresses of an account that leaves: the address is forgotten (the identity row stays,
+    under an ``erased:`` id, for the message map), the raw mail from it goes, and its bridged actor is
+    deleted as the account is (``Delete`` to everyone it wrote to; the caller erases what it wrote).
+    The twins lose the address and their name; what was written under them was not the account's."""
+    for ident in claimed + twins:
+        await bridge_store.update_identity(conn, ident.id, {
+            "claimed_actor_id": None, "remote_id": f"erased:{ident.id}", "display_name": None})
+        address = ident.remote_id.removeprefix("unverified:")
+        await conn.execute(sa.update(bridge_items).where(
+            bridge_items.c.bridge == ident.network, sa.func.lower(bridge_items.c.sender) == address)
+            .values(raw=b"", size=0, sender=None, recipients=None))
+    for ident in twins:
+        await conn.execute(sa.update(actors).where(actors.c.id == ident.actor_id).values(
+            name=None, summary=None, icon_url=None, updated_at=now))
+    for ident in claimed:
+        wrote_in = (await conn.execute(sa.select(messages.c.conversation_id).distinct().where(
+            messages.c.actor_id == ident.actor_id, messages.c.conversation_id.is_not(None)))).scalars().all()
+        heard = set()
+        for conv_id in wrote_in:
+            heard.update(p.id for p in await conv_store.list_participants(conn, conv_id))
+        heard.discard(ident.actor_id)
+        await put_jobs(conn, [job_row("outbox.publish", {"verb": "delete_actor", "actor_id": ident.actor_id,
+                                                         "activity_id": new_id(), "also_to": sorted(heard)})])
+        await conn.execute(sa.update(actors).where(actors.c.id == ident.actor_id).values(
+            name=None, summary=None, icon_url=None, deleted_at=now, updated_at=now))
+
+
+async def _erase_messages(conn, authors: set[str], now) -> set[str]:
+    """Before the messages of ``authors`` become tombstones: their attachments and uploads go (the SHA-256
+    of files nothing else uses is returned, for the caller to delete once committed) and the activities that
+    carried them keep only their ids (a Tombstone in place of the note)."""
+    import json
+
+    from hub.store.schema import activities, attachments, media_uploads
+
+    mine = sa.select(messages.c.id).where(messages.c.actor_id.in_(authors))
+    shas = set((await conn.execute(sa.select(attachments.c.sha256).where(
+        attachments.c.message_id.in_(mine), attachments.c.sha256.is_not(None)))).scalars())
+    shas |= set((await conn.execute(sa.select(media_uploads.c.sha256).where(
+        media_uploads.c.actor_id.in_(list(authors))))).scalars())  # uploads: avatars, media not yet posted
+    await conn.execute(sa.delete(attachments).where(attachments.c.message_id.in_(mine)))
+    await conn.execute(sa.delete(media_uploads).where(media_uploads.c.actor_id.in_(list(authors))))
+    still = set()
+    if shas:
+        for table in (attachments, media_uploads):
+            still |= set((await conn.execute(sa.select(table.c.sha256).where(
+                table.c.sha256.in_(list(shas))))).scalars())
+    uris = list((await conn.execute(sa.select(actors.c.uri).where(actors.c.id.in_(list(authors))))).scalars())
+    notes = sa.select(messages.c.uri).where(messages.c.actor_id.in_(authors))
+    rows = (await conn.execute(sa.select(activities.c.id, activities.c.uri, activities.c.type,
+                                         activities.c.actor_uri, activities.c.object_uri).where(sa.or_(
+        sa.and_(activities.c.actor_uri.in_(uris), activities.c.type.in_(("Create", "Update"))),
+        sa.and_(activities.c.type == "Add", activities.c.object_uri.in_(notes)))))).all()
+    for r in rows:
+        await conn.execute(sa.update(activities).where(activities.c.id == r.id).values(raw=json.dumps({
+            "id": r.uri, "type": r.type, "actor": r.actor_uri, "object": {"id": r.object_uri, "type": "Tombstone"}})))
+    return shas - still
 
 
 async def publish_delete_actor(fed, p: dict) -> None:

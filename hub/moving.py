@@ -59,6 +59,8 @@ async def move(hub: Hub, acting: Acting, target: sa.Row) -> dict:
     if actor.uri not in (target.also_known_as or []):
         raise UsageError(f"{target.uri} does not name {actor.uri} in alsoKnownAs: "
                          "on the new account, run `roundtable alias add NEW OLD_HANDLE` first")
+    if target.moved_to:
+        raise UsageError(f"{target.uri} has itself moved to {target.moved_to}: move there instead")
     moved_at = (actor.settings or {}).get("moved_at")
     if moved_at and dt.datetime.fromisoformat(moved_at) > utcnow() - dt.timedelta(days=COOLDOWN_DAYS):
         raise UsageError(f"this account moved less than {COOLDOWN_DAYS} days ago")
@@ -138,17 +140,17 @@ async def follow_move(hub: Hub, origin: sa.Row, target_uri: str) -> dict:
         except HubError:
             continue
     async with hub.db.write() as conn:
-        if origin.local:
-            # identities on this hub's bridges that the account claimed stay claimed, by its new self: mail
-            # from them is written by their bridged actor (this hub cannot write as a remote actor) in
-            # conversations the new actor takes part in, and what others write goes on reaching the address
-            await conn.execute(sa.update(remote_identities).where(remote_identities.c.claimed_actor_id == origin.id)
-                               .values(claimed_actor_id=target.id))
+        # identities on this hub's bridges that the account claimed (here, or before an earlier move) stay
+        # claimed, by its new self: mail from them is written by their bridged actor (this hub cannot write
+        # as a remote actor) in conversations the new actor takes part in, and what others write goes on
+        # reaching the address
+        await conn.execute(sa.update(remote_identities).where(remote_identities.c.claimed_actor_id == origin.id)
+                           .values(claimed_actor_id=target.id))
         conv_ids = list((await conn.execute(sa.select(conversation_participants.c.conversation_id).where(
             conversation_participants.c.actor_id == origin.id))).scalars())
         for conv_id in conv_ids:
-            if await conv_store.is_participant(conn, conv_id, target.id):
-                continue
+            # where both took part, the old self leaves and the new one keeps its place (as owner where
+            # the old one owned)
             await conv_store.replace_participant(conn, conv_id, origin.id, target.id)
             await conn.execute(sa.update(conversations).where(conversations.c.id == conv_id,
                                                               conversations.c.owner_id == origin.id)

@@ -647,14 +647,17 @@ async def leave(bridges: Bridges, p: dict) -> Outcome:
                         and a.id != actor.id), actor)
         token = await bridge_store.reply_token(conn, conversation.id, speaker.id)
         references = await bridge_store.thread_remote_ids(conn, conversation.id, bridge.name)
-        withdrawals = []
+        withdrawals, missing = [], 0
         for message_id, txn in p["deletes"]:
             if not caps.get("deletes") or await bridge_store.get_mapped_by_txn(conn, txn) is not None:
                 continue
             earlier = [m for m in await bridge_store.mapped_for_message(conn, message_id)
-                       if m.direction == "out" and m.identity_id == identity.id]
+                       if m.direction == "out" and m.identity_id == identity.id and not m.remote_id.endswith(
+                           "#withdrawn")]
             if earlier:
                 withdrawals.append((message_id, txn, earlier[0].remote_id))
+            else:
+                missing += 1
         anchor = p["deletes"][-1][0] if p["deletes"] else None
         if anchor is None:
             last = await conv_store.list_messages(conn, conversation.id)
@@ -675,7 +678,7 @@ async def leave(bridges: Bridges, p: dict) -> Outcome:
                                            txn_id=txn)
     if anchor is None:
         return Outcome("done", error="nothing was ever sent there")
-    erased = ("were withdrawn" if caps.get("deletes") and p["deletes"] else
+    erased = ("were withdrawn" if caps.get("deletes") and p["deletes"] and not missing else
               "are erased here; the copies you received stay with you")
     text = (f"{handle} has deleted their account on {hub.cfg.domain}. Their messages in this conversation "
             f"{erased}." + (" The conversation was theirs and is now closed: nothing more will be added to it."

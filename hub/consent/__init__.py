@@ -279,8 +279,10 @@ def live(row: sa.Row, now: dt.datetime | None = None) -> bool:
     return row.state == "accepted" and (row.expires_at is None or row.expires_at > now)
 
 
-async def serve_read(hub: Hub, grant_id: str, *, reader_uri: str, capability: str, purpose: str) -> dict[str, str]:
-    """The customer's hub answers a read: exactly the items the grant covers for the purpose, logged."""
+async def serve_read(hub: Hub, grant_id: str, *, reader_uri: str, capability: str, purpose: str,
+                     conversation: str | None = None) -> dict[str, str]:
+    """The customer's hub answers a read: exactly the items the grant covers for the purpose, logged.
+    A grant for one conversation answers only a read that names that conversation."""
     async with hub.db.write() as conn:
         row = await consent_store.get_grant(conn, grant_id)
         if row is None or row.side != "customer":
@@ -299,6 +301,13 @@ async def serve_read(hub: Hub, grant_id: str, *, reader_uri: str, capability: st
             raise Forbidden("the grant has not been accepted")
         if purpose not in row.purposes:
             raise Forbidden(f"the grant does not cover the purpose {purpose!r}")
+        if row.conversation_uri and conversation != row.conversation_uri:
+            from hub.store import conversations as conv_store
+
+            named = await conv_store.get_conversation_by_any_uri(conn, conversation) if conversation else None
+            granted = await conv_store.get_conversation_by_any_uri(conn, row.conversation_uri)
+            if named is None or granted is None or named.id != granted.id:
+                raise Forbidden("this grant covers one conversation only: name it (conversation=URI)")
         held = await consent_store.items_of(conn, row.customer_id)
         data = {name: held[name] for name in row.items if name in held}
         await consent_store.put_read(conn, grant_id=row.id, customer_id=row.customer_id, reader_uri=reader_uri,

@@ -277,7 +277,8 @@ async def fetch_data(hub, row: sa.Row, purpose: str) -> dict[str, str]:
             customer_side = await consent_store.get_grant_by_uri(conn, row.uri, "customer")
         try:
             return await consent.serve_read(hub, customer_side.id, reader_uri=row.organization_uri,
-                                            capability=capability, purpose=purpose)
+                                            capability=capability, purpose=purpose,
+                                            conversation=row.conversation_uri)
         except HubError as exc:
             if exc.status == 410:
                 await _ended(hub, row)
@@ -289,7 +290,8 @@ async def fetch_data(hub, row: sa.Row, purpose: str) -> dict[str, str]:
     async with hub.db.read() as conn:
         org = await actor_store.get_actor_by_id(conn, row.organization_id)
     key_id, private = signing_key(hub, org)
-    url = f"{row.data_url}?{urlencode({'purpose': purpose})}"
+    query = {"purpose": purpose, **({"conversation": row.conversation_uri} if row.conversation_uri else {})}
+    url = f"{row.data_url}?{urlencode(query)}"
     try:
         resp = await hub.http.request("GET", url, headers={"Accept": "application/json",
                                                             "Authorization": f"Capability {capability}"},
@@ -316,7 +318,8 @@ async def _ended(hub, row: sa.Row) -> None:
 
 
 async def serve_data(request: web.Request) -> web.Response:
-    """``GET /consent/{id}/data?purpose=P``: signed by the organization actor, with the capability."""
+    """``GET /consent/{id}/data?purpose=P[&conversation=URI]``: signed by the organization actor, with the
+    capability (a grant for one conversation answers only when the read names it)."""
     from hub.federation.inbox import verify_request
     from hub.web import HUB_KEY
 
@@ -329,7 +332,8 @@ async def serve_data(request: web.Request) -> web.Response:
     try:
         _parsed, key = await verify_request(fed, request, None)
         data = await consent.serve_read(hub, request.match_info["id"], reader_uri=key.owner_uri,
-                                        capability=capability.strip(), purpose=request.query.get("purpose", ""))
+                                        capability=capability.strip(), purpose=request.query.get("purpose", ""),
+                                        conversation=request.query.get("conversation") or None)
     except HubError as exc:
         return web.json_response({"error": exc.safe}, status=exc.status)
     return web.json_response({"grant": f"{hub.cfg.base_url}/consent/{request.match_info['id']}", "items": data},

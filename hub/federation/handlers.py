@@ -411,6 +411,14 @@ async def handle_delete(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
     obj_uri = docs.id_of(doc.get("object"))
     if not obj_uri:
         raise BadRequest("Delete without an object")
+    if obj_uri == actor.uri:
+        from hub import media
+        from hub.leaving import forget_claims_of_remote
+
+        async with fed.hub.db.write() as conn:
+            files = await forget_claims_of_remote(conn, actor)  # addresses it took with it when it moved away
+        for sha in files:
+            media.path_of(fed.hub.cfg, sha).unlink(missing_ok=True)
     async with fed.hub.db.write() as conn:
         if obj_uri == actor.uri:
             discovery.forget_keys_of(fed, actor.uri)

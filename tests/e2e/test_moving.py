@@ -154,6 +154,13 @@ def test_leaving_for_good_erases_closes_and_tells_the_peers(hubs):
     assert a.sql(f"SELECT content_text FROM messages m JOIN actors a ON a.id = m.actor_id "
                  f"WHERE a.uri = '{a.actor_uri(customer)}'") == [("",)]
     assert a.sql(f"SELECT count(*) FROM accounts WHERE username = '{customer}'") == [(0,)]
+    # nothing of what it wrote or kept is left: not in the activities kept for delivery, not its inbox
+    # state, not the log of reads of its data
+    assert a.sql("SELECT count(*) FROM activities WHERE raw LIKE '%Cancel my contract%'") == [(0,)]
+    for table in ("conversation_states", "consent_reads"):
+        column = "customer_id" if table == "consent_reads" else "actor_id"
+        assert a.sql(f"SELECT count(*) FROM {table} t JOIN actors a ON a.id = t.{column} "
+                     f"WHERE a.uri = '{a.actor_uri(customer)}'") == [(0,)], table
     assert b.cli_json("consent", "read", org, f"{customer}@{a.domain}", "--purpose", "support") == {}
     # hub B hears it: the follow ends, the conversation is closed there
     wait_until(lambda: b.sql(f"SELECT count(*) FROM follows f JOIN actors a ON a.id = f.followee_id "

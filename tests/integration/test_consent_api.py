@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub import actors
+from hub import actors, consent
 from hub.consent import verify_receipt
 from hub.inbox import access
 from tests.integration.test_inbox_api import Api, token_for
@@ -148,6 +148,23 @@ async def test_a_grant_for_one_conversation_counts_only_for_it(world):
     status, body = await apis["ada"].call("GET", "/actors/acme/consent/data", customer=handle, purpose="support",
                                           conversation=conv.uri)
     assert body["items"] == {"order_number": "A-77"}
+    # the customer's side checks it too: an organization's hub that asks without the conversation, or
+    # with another, reads nothing
+    from hub.consent import federation as consent_fed
+    from hub.errors import Forbidden
+    from hub.store import consent as consent_store
+
+    async with hub.db.read() as conn:
+        (org_side,) = await consent_store.list_grants(conn, side="organization", organization_id=acme.actor.id)
+        customer_side = await consent_store.get_grant_by_uri(conn, org_side.uri, "customer")
+    capability = consent_fed.sealing.unseal(hub.cfg, org_side.sealed_capability)
+    other, _ = await conversations.start(hub, kim, [acme.actor], "Something else")
+    for named in (None, other.uri):
+        with pytest.raises(Forbidden, match="one conversation"):
+            await consent.serve_read(hub, customer_side.id, reader_uri=acme.actor.uri, capability=capability,
+                                     purpose="support", conversation=named)
+    assert await consent.serve_read(hub, customer_side.id, reader_uri=acme.actor.uri, capability=capability,
+                                    purpose="support", conversation=conv.uri) == {"order_number": "A-77"}
     status, err = await apis["kim"].call("POST", "/actors/kim/consent/grants", {
         "organization": f"acme@{hub.cfg.domain}", "items": ["order_number"], "purposes": ["support"],
         "conversation": f"{hub.cfg.base_url}/c/01aaaaaaaaaaaaaaaaaaaaaaaa"})

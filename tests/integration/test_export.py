@@ -106,3 +106,69 @@ async def test_an_export_built_in_the_background_downloads_once_ready_until_the_
     async with session.get(made["download"]) as resp:
         assert resp.status == 410
     assert not export.file_of(hub.cfg, made["id"]).exists()
+
+
+async def test_a_move_hands_over_places_ownership_and_claims_even_where_both_took_part(hub):
+    """``follow_move``: where the old and the new self both took part, the old one leaves and the new one
+    owns what the old one owned; addresses the old self claimed on this hub's bridges are the new self's."""
+    from hub import moving
+    from hub.bridges.core import _new_keys, ensure_identity
+    from hub.store import bridges as bridge_store
+    from hub.store import conversations as conv_store
+    from hub.store import messages as msg_store
+
+    for username, kind in (("old", "person"), ("new", "person"), ("acme", "organization")):
+        await actors.create_local_actor(hub, username, kind=kind, name=username.capitalize())
+    old, new, org = [await access.acting_as(hub, u) for u in ("old", "new", "acme")]
+    both, _ = await conversations.start(hub, old, [org.actor, new.actor], "Both of me are here")
+    only_old, _ = await conversations.start(hub, old, [org.actor], "Only the old one")
+    async with hub.db.write() as conn:
+        ident = await ensure_identity(conn, hub, "email", "old@example.org", "Old", await _new_keys())
+        await bridge_store.update_identity(conn, ident.id, {"claimed_actor_id": old.actor.id})
+
+    await moving.follow_move(hub, old.actor, new.actor.uri)
+
+    async with hub.db.read() as conn:
+        for conv in (both, only_old):
+            people = {p.id: p.role for p in await conv_store.list_participants(conn, conv.id)}
+            assert old.actor.id not in people and people[new.actor.id] == "owner", conv.subject
+            assert (await msg_store.get_conversation_by_id(conn, conv.id)).owner_id == new.actor.id
+        assert (await bridge_store.get_identity(conn, "email", "old@example.org")).claimed_actor_id == new.actor.id
+
+
+async def test_a_deleted_remote_actor_that_moved_away_with_an_address_has_it_forgotten_here(hub):
+    """The account moved to another hub taking its claimed address; when that hub says it was deleted,
+    this hub forgets the address and erases what its bridged actor wrote."""
+    from hub import leaving
+    from hub.bridges.core import _new_keys, ensure_identity
+    from hub.ids import new_id
+    from hub.store import actors as actor_store
+    from hub.store import bridges as bridge_store
+
+    await actors.create_local_actor(hub, "acme", kind="organization", name="Acme")
+    org = await access.acting_as(hub, "acme")
+    async with hub.db.write() as conn:
+        await actor_store.upsert_remote_actor(conn, {"id": new_id(), "uri": "https://elsewhere.example/users/kim",
+                                                     "type": "Person", "username": "kim",
+                                                     "domain": "elsewhere.example"}, [])
+        remote = await actor_store.get_actor_by_uri(conn, "https://elsewhere.example/users/kim")
+        ident = await ensure_identity(conn, hub, "email", "kim@example.org", "Kim", await _new_keys())
+        twin = await ensure_identity(conn, hub, "email", "unverified:kim@example.org", "Kim", await _new_keys())
+        await bridge_store.update_identity(conn, ident.id, {"claimed_actor_id": remote.id})
+        puppet = await actor_store.get_actor_by_id(conn, ident.actor_id)
+    conv, said = await conversations.start(hub, Access(puppet), [org.actor], "my address is 1 Long Lane")
+
+    async with hub.db.write() as conn:
+        files = await leaving.forget_claims_of_remote(conn, remote)
+    assert files == set()
+    async with hub.db.read() as conn:
+        assert await bridge_store.get_identity(conn, "email", "kim@example.org") is None
+        assert await bridge_store.get_identity(conn, "email", "unverified:kim@example.org") is None
+        assert (await bridge_store.get_identity_by_id(conn, twin.id)).remote_id.startswith("erased:")
+        row = (await conn.execute(sa.select(messages).where(messages.c.id == said.id))).first()
+        assert row.deleted_at is not None and "Long Lane" not in row.content_text
+        assert (await actor_store.get_actor_by_id(conn, puppet.id)).deleted_at is not None
+
+
+def Access(actor):  # noqa: N802 - an Acting for a bridged actor, as the bridge writes for it
+    return access.Acting(actor=actor, account=None, role="owner")
