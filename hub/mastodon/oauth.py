@@ -338,12 +338,14 @@ def _pkce_ok(code_row, verifier) -> bool:
     return hmac.compare_digest(computed, code_row.code_challenge)
 
 
-async def _issue(hub, *, app, account_id, actor_id, scopes: list[str], refresh: bool = True) -> dict:
+async def _issue(hub, *, app, account_id, actor_id, scopes: list[str], refresh: bool = True,
+                 code_hash: str | None = None) -> dict:
     token = _new_secret()
     refresh_token = _new_secret() if refresh else None
     async with hub.db.write() as conn:
         await client_store.put_token(conn, token_hash=digest(token), refresh_hash=digest(refresh_token) if refresh else None,
-                                     app_id=app.id, account_id=account_id, actor_id=actor_id, scopes=" ".join(scopes))
+                                     app_id=app.id, account_id=account_id, actor_id=actor_id, scopes=" ".join(scopes),
+                                     code_hash=code_hash)
     data = {"access_token": token, "token_type": "Bearer", "scope": " ".join(scopes),
             "created_at": int(utcnow().timestamp())}
     if refresh_token:
@@ -381,7 +383,7 @@ async def token(request: web.Request) -> web.Response:
             if not _pkce_ok(row, params.get("code_verifier")):
                 raise OAuthError("invalid_grant", "the code_verifier does not match the code_challenge")
             data = await _issue(hub, app=app, account_id=row.account_id, actor_id=row.actor_id,
-                                scopes=row.scopes.split())
+                                scopes=row.scopes.split(), code_hash=row.code_hash)
         elif grant == "password":
             _check_secret(app, secret)
             scopes = _scopes_for(app, params)
@@ -419,7 +421,8 @@ async def token(request: web.Request) -> web.Response:
                 if not covered(asked, scopes):
                     raise OAuthError("invalid_scope", "a refreshed token cannot have more scopes than the old one")
                 scopes = asked
-            data = await _issue(hub, app=app, account_id=old.account_id, actor_id=old.actor_id, scopes=scopes)
+            data = await _issue(hub, app=app, account_id=old.account_id, actor_id=old.actor_id, scopes=scopes,
+                                code_hash=old.code_hash)
     except OAuthError as exc:
         return _oauth_error(exc)
     except ApiError as exc:

@@ -57,7 +57,8 @@ async def put_code(conn: Conn, values: dict) -> None:
 
 
 async def take_code(conn: Conn, code_hash: str) -> sa.Row | None:
-    """The code, marked used; None if unknown, used or expired (a code is good once)."""
+    """The code, marked used; None if unknown, used or expired (a code is good once: presented again, the
+    tokens it gave are revoked)."""
     now = utcnow()
     result = await conn.execute(
         sa.update(oauth_codes)
@@ -65,6 +66,11 @@ async def take_code(conn: Conn, code_hash: str) -> sa.Row | None:
         .values(used_at=now)
     )
     if result.rowcount != 1:
+        used = (await conn.execute(sa.select(oauth_codes.c.used_at).where(oauth_codes.c.code_hash == code_hash))).scalar()
+        if used is not None:
+            # a code presented twice was seen by someone else: what it gave is taken back (RFC 6749 4.1.2)
+            await conn.execute(sa.update(oauth_tokens).where(oauth_tokens.c.code_hash == code_hash,
+                                                             oauth_tokens.c.revoked_at.is_(None)).values(revoked_at=now))
         return None
     return (await conn.execute(sa.select(oauth_codes).where(oauth_codes.c.code_hash == code_hash))).first()
 
@@ -74,11 +80,11 @@ async def prune_codes(conn: Conn) -> None:
 
 
 async def put_token(conn: Conn, *, token_hash: str, refresh_hash: str | None, app_id: str, account_id: str | None,
-                    actor_id: str | None, scopes: str) -> str:
+                    actor_id: str | None, scopes: str, code_hash: str | None = None) -> str:
     token_id = new_id()
     await conn.execute(sa.insert(oauth_tokens).values(
         id=token_id, token_hash=token_hash, refresh_hash=refresh_hash, app_id=app_id, account_id=account_id,
-        actor_id=actor_id, scopes=scopes, created_at=utcnow()))
+        actor_id=actor_id, scopes=scopes, created_at=utcnow(), code_hash=code_hash))
     return token_id
 
 

@@ -691,6 +691,8 @@ oauth_tokens = sa.Table(
     _created(),
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    # the authorization code it came from (kept by refreshed tokens too): a code used twice revokes them
+    sa.Column("code_hash", sa.String(64), nullable=True, index=True),
 )
 
 notifications = sa.Table(

@@ -288,9 +288,18 @@ async def test_authorization_code_flow_with_pkce_through_the_consent_page(world)
         assert status == 200 and body["scope"] == "read write", body
         status, me, _ = await client.call("GET", "/api/v1/accounts/verify_credentials", token=body["access_token"])
         assert me["username"] == "alice"
+        status, refreshed, _ = await client.call("POST", "/oauth/token", token=None, json_body={
+            "grant_type": "refresh_token", "refresh_token": body["refresh_token"], "client_id": app["client_id"],
+            "client_secret": app["client_secret"]})
+        assert status == 200
         status, err, _ = await client.call("POST", "/oauth/token", token=None, json_body={
             **token_form, "code": code, "code_verifier": verifier})
         assert status == 400 and err["error"] == "invalid_grant"  # once only
+        # a code presented twice was seen by someone else: every token it gave, refreshed too, is revoked
+        for given in (body, refreshed):
+            status, _, _ = await client.call("GET", "/api/v1/accounts/verify_credentials",
+                                             token=given["access_token"])
+            assert status == 401
         # denying sends the app an error
         status, location, *_ = await consent(browser, url, decision="deny")
         assert "error=access_denied" in location and "state=xyz" in location
