@@ -311,6 +311,23 @@ def _consent_verbs() -> None:
     from hub.leaving import publish_delete_actor
 
     _VERBS["delete_actor"] = publish_delete_actor
+    _VERBS["flag"] = _publish_flag
+
+
+async def _publish_flag(fed: Federation, p: dict) -> None:
+    """A report forwarded to the reported account's server: ``Flag`` from the instance actor (the
+    reporter stays unnamed, as Mastodon does), naming the account and its reported posts."""
+    hub = fed.hub
+    async with hub.db.read() as conn:
+        target = await actor_store.get_actor_by_id(conn, p["target_id"])
+    inbox = (target.shared_inbox_uri or target.inbox_uri) if target is not None else None
+    if not inbox:
+        return
+    doc = render.activity("Flag", id="", actor=fed.instance_actor.uri, object=p["objects"], to=[target.uri])
+    doc["content"] = p.get("content") or ""
+    async with hub.db.write() as conn:
+        await store_and_deliver(fed, conn, activity_id=p["activity_id"], doc=doc, signer=fed.instance_actor,
+                                inboxes=[inbox], object_uri=target.uri)
 
 
 _consent_verbs()

@@ -1357,8 +1357,9 @@ async def bookmarks_list(request: web.Request) -> web.Response:
 
 
 async def create_report(request: web.Request) -> web.Response:
-    """``POST /api/v1/reports``: kept for this instance's administrators (``/admin/reports``).
-    Forwarding a report to the reported account's server (an outgoing ``Flag``) is not done yet."""
+    """``POST /api/v1/reports``: kept for this instance's administrators (``/admin/reports``); with
+    ``forward`` and a remote account, also sent to its server as a ``Flag`` from this instance's own
+    actor (as Mastodon does: the reporter is not named to the other server)."""
     hub = _hub(request)
     caller = await caller_of(request)
     caller.need("write:reports")
@@ -1379,15 +1380,24 @@ async def create_report(request: web.Request) -> web.Response:
         raise ApiError(422, "Validation failed: category must be spam, legal, violation or other")
     from hub.store import moderation as moderation_store
 
+    forward = as_bool(params.get("forward")) and not target.local and hub.federation is not None
     async with hub.db.write() as conn:
         report_id = await moderation_store.put_report(conn, uri=None, reporter_uri=caller.actor.uri,
                                                       target_uris=[target.uri, *[s.uri for s in statuses]],
                                                       content=comment or None,
-                                                      raw={"category": category, "local": True})
+                                                      raw={"category": category, "local": True, "forwarded": forward})
+        if forward:
+            from hub.store.jobs import job_row, put_jobs
+
+            await put_jobs(conn, [job_row("outbox.publish", {
+                "verb": "flag", "activity_id": new_id(), "target_id": target.id, "content": comment,
+                "objects": [target.uri, *[s.uri for s in statuses if not s.local]]})])
         view = View(hub, conn, caller.actor)
         account = await view.account(target)
+    if forward:
+        hub.wake()
     return json_response({"id": report_id, "action_taken": False, "action_taken_at": None, "category": category,
-                          "comment": comment, "forwarded": False, "created_at": iso(dt.datetime.now(dt.timezone.utc)),
+                          "comment": comment, "forwarded": forward, "created_at": iso(dt.datetime.now(dt.timezone.utc)),
                           "status_ids": [s.id for s in statuses], "rule_ids": [], "target_account": account})
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import os
 import re
 import struct
@@ -256,3 +257,28 @@ def test_masto_js_the_library_of_elk_and_phanpy(hubs):
     assert out["conversationWith"] == [customer] and out["ancestors"] == [True]
     assert out["grouped"] and set(out["grouped"]) == {"mention"}
     assert out["home"] is True and out["marker"] is True
+
+
+def test_a_report_forwarded_from_an_app_reaches_the_other_servers_moderators(hubs):
+    """Mastodon.py's ``report(..., forward=True)`` about an account on the other hub: kept here, and sent
+    there as a ``Flag`` from this instance's actor (the reporter is not named), naming the account and
+    the post; the other hub's administrators see it in ``report list``. Without ``forward`` nothing leaves."""
+    a, b = hubs
+    me, them = unique("rep"), unique("spam")
+    add_actor(a, me, "person")
+    add_actor(b, them, "person")
+    note = b.cli("post", them, "Buy cheap watches at example.invalid").strip()
+    api = mastodon_py(a, me)
+    (found,) = api.search_v2(f"@{them}@{b.domain}", resolve=True)["accounts"]
+    statuses = api.search_v2(note, resolve=True)["statuses"]  # the post, fetched from its server
+    assert statuses and statuses[0]["uri"] == note
+    quiet = api.report(found["id"], status_ids=[statuses[0]["id"]], comment="spam, kept here", forward=False)
+    loud = api.report(found["id"], status_ids=[statuses[0]["id"]], comment="spam watches", forward=True)
+    assert quiet["forwarded"] is False and loud["forwarded"] is True
+    report = wait_until(lambda: [r for r in json.loads(b.cli("report", "list", "--json"))
+                                 if r["content"] == "spam watches"], timeout=30, message="the Flag on hub B")[0]
+    assert report["reporter"] == f"{a.base_url}/actor"  # the instance, not the person who reported
+    assert report["targets"][0] == b.actor_uri(them) and statuses[0]["uri"] in report["targets"]
+    assert not [r for r in json.loads(b.cli("report", "list", "--json")) if r["content"] == "spam, kept here"]
+    mine = [r for r in json.loads(a.cli("report", "list", "--json")) if r["content"] in ("spam watches", "spam, kept here")]
+    assert len(mine) == 2  # both kept for this hub's administrators too
