@@ -197,6 +197,7 @@ def parse_actor(doc: Any, *, new_id: str) -> tuple[dict, list[dict]]:
         "summary": textmod.sanitize_html(_str(doc.get("summary"), 20000)) or None,
         "url": url or uri,
         "icon_url": _icon_url(doc.get("icon")),
+        "image_url": _icon_url(doc.get("image")),
         "manually_approves_followers": _bool(doc.get("manuallyApprovesFollowers"), False),
         "discoverable": _bool(doc.get("discoverable"), False),
         "fields": fields,

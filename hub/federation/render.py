@@ -128,12 +128,22 @@ def actor_to_json(hub: Hub, actor: sa.Row) -> dict:
         "generator": {"type": "Application", "name": "Roundtable", "implements": IMPLEMENTS},
     }
     if actor.icon_url:
-        doc["icon"] = {"type": "Image", "mediaType": "image/png", "url": actor.icon_url}
+        doc["icon"] = _image(actor.icon_url)
+    header = (actor.settings or {}).get("header_url")
+    if header:  # the profile's header picture, where Mastodon and others look for it
+        doc["image"] = _image(header)
     if actor.also_known_as:
         doc["alsoKnownAs"] = list(actor.also_known_as)
     if actor.moved_to:
         doc["movedTo"] = actor.moved_to
     return doc
+
+
+def _image(url: str) -> dict:
+    import mimetypes
+
+    kind = mimetypes.guess_type(url.split("?", 1)[0])[0]
+    return {"type": "Image", "mediaType": kind if kind and kind.startswith("image/") else "image/png", "url": url}
 
 
 def mention_tag(hub: Hub, actor: sa.Row) -> dict:

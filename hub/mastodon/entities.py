@@ -65,7 +65,7 @@ class View:
     async def _account(self, actor: sa.Row, *, source: bool) -> dict:
         hub = self.hub
         avatar = actor.icon_url or f"{hub.cfg.base_url}/static/avatar.png"
-        header = (actor.settings or {}).get("header_url") if actor.local else None
+        header = (actor.settings or {}).get("header_url") if actor.local else actor.image_url
         header = header or f"{hub.cfg.base_url}/static/header.png"
         fields = [
             {"name": f.get("name", ""), "value": f.get("value", ""),

@@ -8,7 +8,7 @@ from hub.store.base import Conn, insert, utcnow
 from hub.store.schema import accounts, actors, keys, memberships
 
 ACTOR_COLUMNS = (
-    "uri type local username domain name summary url icon_url manually_approves_followers "
+    "uri type local username domain name summary url icon_url image_url manually_approves_followers "
     "discoverable fields also_known_as moved_to inbox_uri outbox_uri shared_inbox_uri "
     "followers_uri following_uri featured_uri private_key_pem raw published_at fetched_at "
     "updated_at deleted_at"

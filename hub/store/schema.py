@@ -62,6 +62,7 @@ actors = sa.Table(
     sa.Column("summary", sa.Text, nullable=True),
     sa.Column("url", sa.String(2048), nullable=True),
     sa.Column("icon_url", sa.String(2048), nullable=True),
+    sa.Column("image_url", sa.String(2048), nullable=True),  # a remote actor's header image (``image``)
     sa.Column("manually_approves_followers", sa.Boolean, nullable=False, default=False),
     sa.Column("discoverable", sa.Boolean, nullable=False, default=True),
     sa.Column("fields", sa.JSON, nullable=True),

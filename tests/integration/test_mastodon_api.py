@@ -569,6 +569,7 @@ async def test_update_credentials_changes_the_profile(world):
     form.add_field("fields_attributes[0][name]", "Site")
     form.add_field("fields_attributes[0][value]", "https://alice.example")
     form.add_field("avatar", png(8, 8), filename="me.png", content_type="image/png")
+    form.add_field("header", png(30, 10), filename="wide.png", content_type="image/png")
     async with client.session.patch(client.base + "/api/v1/accounts/update_credentials", data=form,
                                     headers={"Authorization": f"Bearer {tokens['alice']}"}) as resp:
         me = await resp.json()
@@ -580,6 +581,13 @@ async def test_update_credentials_changes_the_profile(world):
     async with client.session.get(client.base + "/users/alice", headers={"Accept": "application/activity+json"}) as resp:
         actor = await resp.json(content_type=None)
     assert actor["name"] == "Alice Liddell" and actor["icon"]["url"] == me["avatar"]
+    assert "/media/u/" in me["header"] and actor["image"] == {"type": "Image", "mediaType": "image/png",
+                                                              "url": me["header"]}  # where peers look for it
+    # and a peer's header comes back the same way: parsed from its actor document
+    from hub.federation import documents
+
+    values, _ = documents.parse_actor(actor, new_id="01aaaaaaaaaaaaaaaaaaaaaaaa")
+    assert values["image_url"] == me["header"] and values["icon_url"] == me["avatar"]
 
 
 async def test_an_organization_speaks_through_a_members_app_only_when_allowed(world):
