@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from hub.errors import Conflict, Forbidden, HubError, Unauthorized, UsageError
+from hub.errors import Conflict, Forbidden, Gone, HubError, Unauthorized, UsageError
 from hub.passwords import HASHER
 from hub.store import actors as actor_store
 from hub.store import web as web_store
@@ -253,10 +253,17 @@ async def change_password(hub: Hub, account_id: str, current: str, new: str, *, 
         return await web_store.delete_sessions_of(conn, account_id, keep=digest(keep_token) if keep_token else None)
 
 
-async def change_email(hub: Hub, account_id: str, password: str, email: str) -> str | None:
-    """Set (or, empty, remove) the login's email address, where password
-    resets and notifications go; the password proves it is you."""
+EMAIL_CHANGE_TTL = dt.timedelta(hours=24)
+
+
+async def change_email(hub: Hub, account_id: str, password: str, email: str) -> dict:
+    """Change (or, empty, remove) the login's email address, where password resets and notifications go;
+    the password proves it is you. A new address changes only once its owner opens the link mailed to
+    it (so a typo or someone else's address never receives your resets), and the old address is told.
+    Returns ``{"state": "removed" | "pending" | "changed", "email": ...}``; ``changed`` at once only on
+    a hub that sends no mail (no ``smtp_relay``), where nothing could be mailed to the address anyway."""
     from hub.actors import _EMAIL
+    from hub.mail import send_system_mail
 
     email = email.strip()
     if email and (len(email) > 320 or not _EMAIL.match(email)):
@@ -269,8 +276,47 @@ async def change_email(hub: Hub, account_id: str, password: str, email: str) -> 
         other = await actor_store.get_account_by_email(conn, email) if email else None
         if other is not None and other.id != account_id:
             raise Conflict("that email address belongs to another login")
-        await web_store.set_email(conn, account_id, email or None)
-    return email or None
+        if not email or not hub.cfg.smtp_relay or (account.email or "").lower() == email.lower():
+            await web_store.set_email(conn, account_id, email or None)
+            return {"state": "changed" if email else "removed", "email": email or None}
+        token = secrets.token_urlsafe(32)
+        await web_store.put_email_change(conn, token_hash=digest(token), account_id=account_id, email=email,
+                                         expires_at=utcnow() + EMAIL_CHANGE_TTL)
+    link = f"{hub.cfg.base_url}/settings/email/{token}"
+    await send_system_mail(
+        hub, to=email, subject=f"Confirm your email address on {hub.cfg.domain}",
+        text=(f"Someone signed in as {account.username} on {hub.cfg.domain} asked to use this address for "
+              f"password resets and notifications.\n\nIf that was you, confirm it within a day:\n{link}\n\n"
+              f"If it was not you, ignore this mail: nothing changes."))
+    if account.email:
+        try:
+            await send_system_mail(
+                hub, to=account.email, subject=f"Your email address on {hub.cfg.domain} is being changed",
+                text=(f"Someone signed in as {account.username} on {hub.cfg.domain} asked to move this login's "
+                      f"mail from this address to {email}. It changes once that address confirms.\n\n"
+                      f"If that was not you, sign in and change your password now: whoever did it knows it."))
+        except HubError:
+            pass  # the old address may be gone: the change still waits for the new one
+    return {"state": "pending", "email": email}
+
+
+async def email_change_of(hub: Hub, token: str) -> sa.Row | None:
+    async with hub.db.read() as conn:
+        return await web_store.get_email_change(conn, digest(token), utcnow())
+
+
+async def confirm_email(hub: Hub, token: str) -> str:
+    """The link was opened: the address changes (once; other pending changes of the login end)."""
+    now = utcnow()
+    async with hub.db.write() as conn:
+        change = await web_store.get_email_change(conn, digest(token), now)
+        if change is None or not await web_store.use_email_change(conn, digest(token), change.account_id, now):
+            raise Gone("this link has expired or was used already: change the address again from your settings")
+        other = await actor_store.get_account_by_email(conn, change.email)
+        if other is not None and other.id != change.account_id:
+            raise Conflict("that email address belongs to another login now")
+        await web_store.set_email(conn, change.account_id, change.email)
+    return change.email
 
 
 async def create_invitation(hub: Hub, *, created_by_id: str | None, days: int | None = 14) -> str:

@@ -311,11 +311,14 @@ async def password_post(request: web.Request) -> web.StreamResponse:
     form = await form_of(request)
     if form.get("action") == "email":
         try:
-            email = await sessions.change_email(hub, session.account_id, form.get("password", ""), form.get("email", ""))
+            out = await sessions.change_email(hub, session.account_id, form.get("password", ""), form.get("email", ""))
         except HubError as exc:
             return await _password_page(request, session, error=exc.safe, status=exc.status)
-        return await _password_page(request, session, done=f"Mail now goes to {email}." if email else
-                                    "The email address is removed: no resets, no notifications by mail.")
+        done = {"changed": f"Mail now goes to {out['email']}.",
+                "removed": "The email address is removed: no resets, no notifications by mail.",
+                "pending": f"A link to confirm is on its way to {out['email']}: the address changes when you open "
+                           f"it (within a day). Until then mail goes where it went."}[out["state"]]
+        return await _password_page(request, session, done=done)
     if form.get("new", "") != form.get("new2", ""):
         return await _password_page(request, session, error="the two new passwords differ", status=400)
     try:
@@ -374,8 +377,30 @@ async def reset_token_post(request: web.Request) -> web.StreamResponse:
     raise resp
 
 
+async def email_confirm_page(request: web.Request) -> web.StreamResponse:
+    """The link mailed to a new address: a page with a button (a mail scanner opening the link confirms
+    nothing), the button confirms."""
+    hub = request.app[HUB_KEY]
+    change = await sessions.email_change_of(hub, request.match_info["token"])
+    return _with_pre_csrf(request, render(request, "email_confirm.html", change=change, done=None, error=None,
+                                          status=200 if change is not None else 410))
+
+
+async def email_confirm_post(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    await form_of(request)
+    try:
+        email = await sessions.confirm_email(hub, request.match_info["token"])
+    except HubError as exc:
+        return _with_pre_csrf(request, render(request, "email_confirm.html", change=None, done=None, error=exc.safe,
+                                              status=exc.status))
+    return _with_pre_csrf(request, render(request, "email_confirm.html", change=None, done=email, error=None))
+
+
 def setup(app: web.Application) -> None:
     app.middlewares.append(session_middleware)
+    app.router.add_get("/settings/email/{token}", email_confirm_page)
+    app.router.add_post("/settings/email/{token}", email_confirm_post)
     for path, get, post in (("/login", login_page, login_post), ("/login/code", code_page, code_post),
                             ("/signup", signup_page, signup_post), ("/settings/password", password_page, password_post),
                             ("/settings/2fa", twofactor_page, twofactor_post), ("/reset", reset_page, reset_post),

@@ -614,6 +614,20 @@ password_resets = sa.Table(
 )
 
 
+email_changes = sa.Table(
+    # A new email address waiting for its owner to open the link mailed to it: only the token's hash,
+    # valid once, for a day. The address changes only then.
+    "email_changes",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(26), sa.ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("used_at", UTCDateTime(), nullable=True),
+    _created(),
+)
+
+
 # --- instance administration ---------------------------------------------------------------------
 
 domain_blocks = sa.Table(

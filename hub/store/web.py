@@ -112,6 +112,35 @@ async def put_reset(conn: Conn, *, token_hash: str, account_id: str, expires_at:
                                                          expires_at=expires_at, created_at=utcnow()))
 
 
+async def put_email_change(conn: Conn, *, token_hash: str, account_id: str, email: str,
+                           expires_at: dt.datetime) -> None:
+    from hub.store.schema import email_changes
+
+    await conn.execute(sa.insert(email_changes).values(token_hash=token_hash, account_id=account_id, email=email,
+                                                       expires_at=expires_at, created_at=utcnow()))
+
+
+async def get_email_change(conn: Conn, token_hash: str, now: dt.datetime) -> sa.Row | None:
+    from hub.store.schema import email_changes
+
+    stmt = sa.select(email_changes).where(email_changes.c.token_hash == token_hash,
+                                          email_changes.c.used_at.is_(None), email_changes.c.expires_at > now)
+    return (await conn.execute(stmt)).first()
+
+
+async def use_email_change(conn: Conn, token_hash: str, account_id: str, now: dt.datetime) -> bool:
+    """Spend the link; every other pending change of the login ends with it."""
+    from hub.store.schema import email_changes
+
+    stmt = sa.update(email_changes).where(email_changes.c.token_hash == token_hash,
+                                          email_changes.c.used_at.is_(None)).values(used_at=now)
+    if (await conn.execute(stmt)).rowcount != 1:
+        return False
+    await conn.execute(sa.update(email_changes).where(email_changes.c.account_id == account_id,
+                                                      email_changes.c.used_at.is_(None)).values(used_at=now))
+    return True
+
+
 async def get_reset(conn: Conn, token_hash: str, now: dt.datetime) -> sa.Row | None:
     from hub.store.schema import password_resets
 

@@ -304,3 +304,63 @@ async def test_the_email_address_changes_only_with_the_password_and_never_to_ano
 
         assert (await actor_store.get_account_by_username(conn, "gwen")).email == "Gwen@New.example"
         assert (await actor_store.get_account_by_username(conn, "hal")).email == "hal@example.org"
+
+
+async def test_a_new_email_address_changes_only_once_a_link_mailed_to_it_is_opened(served_hub, browser):
+    """Through a real aiosmtpd relay: the new address gets a link, the old one a notice; the address is the
+    old one until the link's button is pressed (opening the link alone changes nothing); once only."""
+    import email as email_lib
+    import email.policy
+    import threading
+
+    from aiosmtpd.controller import Controller
+
+    from hub.bridges.email import EmailConnector
+    from hub.store import actors as actor_store
+    from tests.helpers import free_port
+
+    got, lock = [], threading.Lock()
+
+    class Relay:
+        async def handle_DATA(self, server, session, envelope):
+            with lock:
+                got.append((list(envelope.rcpt_tos),
+                            email_lib.message_from_bytes(envelope.original_content, policy=email.policy.default)))
+            return "250 OK"
+
+    relay = Controller(Relay(), hostname="127.0.0.1", port=free_port())
+    relay.start()
+    hub = served_hub
+    try:
+        object.__setattr__(hub, "cfg", dataclasses.replace(hub.cfg, smtp_relay=f"127.0.0.1:{relay.port}"))
+        hub.bridges.add_connector(EmailConnector(hub.cfg))
+        await actors.create_local_actor(hub, "jo", kind="person", email="jo@old.example", password="jo-secret-12")
+        assert (await browser.post("/login", {"login": "jo", "password": "jo-secret-12"}, csrf_from="/login"))[0] == 303
+
+        async def email_now():
+            async with hub.db.read() as conn:
+                return (await actor_store.get_account_by_username(conn, "jo")).email
+
+        page = "/settings/password"
+        status, html, _ = await browser.post(page, {"action": "email", "email": "jo@new.example",
+                                                    "password": "jo-secret-12"}, csrf_from=page)
+        assert status == 200 and "A link to confirm is on its way to jo@new.example" in html
+        assert await email_now() == "jo@old.example"  # not yet
+        with lock:
+            by_rcpt = {tuple(r): m for r, m in got}
+        assert set(by_rcpt) == {("jo@new.example",), ("jo@old.example",)}
+        assert "jo@new.example" in by_rcpt[("jo@old.example",)].get_body(("plain",)).get_content()  # the old is told
+        link = re.search(r"(http://\S+/settings/email/\S+)",
+                         by_rcpt[("jo@new.example",)].get_body(("plain",)).get_content()).group(1)
+        path = link.replace(hub.cfg.base_url, "")
+        anon = Browser(hub.cfg.base_url)  # the link is opened wherever the mail is read
+        status, html, _ = await anon.get(path)
+        assert status == 200 and "jo@new.example" in html and await email_now() == "jo@old.example"
+        status, html, _ = await anon.post(path, {}, csrf_from=path)
+        assert status == 200 and "now go to <strong>jo@new.example</strong>" in html
+        assert await email_now() == "jo@new.example"
+        status, html, _ = await anon.get(path)
+        assert status == 410 and "expired or was used" in html  # once only
+        await anon.close()
+    finally:
+        relay.stop()
