@@ -13,13 +13,18 @@ another process applies within that time (at once in the process that made it).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
 
 from hub.errors import Forbidden, NotFound, UsageError
 from hub.store import actors as actor_store
 from hub.store import moderation as mod_store
 from hub.store.base import utcnow
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from hub.context import Hub
@@ -116,7 +121,31 @@ async def block_domain(hub: Hub, domain: str, *, reason: str | None = None, by_a
         if not await mod_store.put_domain_block(conn, domain, reason=reason, created_by_id=by_account_id):
             raise UsageError(f"{domain} is blocked already")
     await hub.domain_blocks.fresh(hub.db, force=True)
+    await sever_follows(hub, domain)
     return domain
+
+
+async def sever_follows(hub: Hub, domain: str) -> int:
+    """Follows between our actors and actors of blocked domains end (both ways), as Mastodon's suspension
+    does: nothing would be delivered over them any more. Conversations stay: they are their owners'."""
+    from hub.store.schema import actors, follows
+
+    async with hub.db.write() as conn:
+        host = domain.split(":", 1)[0] if domain.count(":") == 1 else domain
+        like = "%" + host.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        remote = [(i, d) for i, d in await conn.execute(  # the SQL narrows, blocked() decides
+            sa.select(actors.c.id, actors.c.domain).where(actors.c.local.is_(False),
+                                                          actors.c.domain.ilike(like, escape="\\")))]
+        gone = [i for i, d in remote if hub.domain_blocks.blocked(d)]
+        severed = 0
+        for start in range(0, len(gone), 500):
+            chunk = gone[start:start + 500]
+            result = await conn.execute(sa.delete(follows).where(
+                sa.or_(follows.c.follower_id.in_(chunk), follows.c.followee_id.in_(chunk))))
+            severed += result.rowcount or 0
+    if severed:
+        log.info("domain block: %d follows with blocked domains ended", severed)
+    return severed
 
 
 async def unblock_domain(hub: Hub, domain: str) -> str:

@@ -107,6 +107,17 @@ async def test_a_blocked_domain_is_refused_before_any_key_fetch_and_gets_nothing
     acme, root, other = await _world(hub)
     try:
         zoe = await _follower(hub, remote, acme, "zoe")
+        # acme follows someone on another server, which is not blocked
+        from hub.ids import new_id
+        from hub.store import actors as actor_store
+
+        async with hub.db.write() as conn:
+            kept = await actor_store.upsert_remote_actor(conn, {
+                "id": new_id(), "uri": "https://ok.example/users/kim", "type": "Person", "username": "kim",
+                "domain": "ok.example", "inbox_uri": "https://ok.example/users/kim/inbox"}, [])
+            await social.put_follow(conn, follower_id=acme.id, followee_id=kept, state="accepted", uri=None)
+            zoe_row = await actor_store.get_actor_by_uri(conn, zoe.uri)
+            await social.put_follow(conn, follower_id=acme.id, followee_id=zoe_row.id, state="accepted", uri=None)
         like = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Follow", "actor": zoe.uri,
                 "object": acme.uri}
         hub.http.check_url(f"{remote.base}/users/zoe/inbox")  # allowed before: a verdict the client keeps
@@ -116,6 +127,10 @@ async def test_a_blocked_domain_is_refused_before_any_key_fetch_and_gets_nothing
         status, html, _ = await root.post("/admin/domains", {"action": "block", "domain": f"http://{remote.host}/@zoe",
                                                              "reason": "spam waves"}, csrf_from="/admin/domains")
         assert status == 200 and f"{remote.host} is blocked" in html and "spam waves" in html
+        async with hub.db.read() as conn:  # the follows with the blocked server end, both ways; others stay
+            assert not await social.is_following(conn, follower_id=zoe_row.id, followee_id=acme.id)
+            assert not await social.is_following(conn, follower_id=acme.id, followee_id=zoe_row.id)
+            assert await social.is_following(conn, follower_id=acme.id, followee_id=kept)
         fetched = len(remote.requests)
         status, text = await post_signed(session, hub.uris.inbox("acme"), {**like, "id": f"{remote.base}/f/1"}, zoe)
         assert status == 403 and "does not accept requests" in text
