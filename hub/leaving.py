@@ -203,6 +203,9 @@ async def _erase_messages(conn, authors: set[str], now) -> set[str]:
     from hub.store.schema import activities, attachments, media_uploads
 
     mine = sa.select(messages.c.id).where(messages.c.actor_id.in_(authors))
+    from hub.store.schema import message_versions
+
+    await conn.execute(sa.delete(message_versions).where(message_versions.c.message_id.in_(mine)))
     shas = set((await conn.execute(sa.select(attachments.c.sha256).where(
         attachments.c.message_id.in_(mine), attachments.c.sha256.is_not(None)))).scalars())
     shas |= set((await conn.execute(sa.select(media_uploads.c.sha256).where(

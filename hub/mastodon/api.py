@@ -670,9 +670,14 @@ async def status_history(request: web.Request) -> web.Response:
     async with hub.db.read() as conn:
         row = await _visible_status(conn, request.match_info["id"], viewer)
         data = await View(hub, conn, viewer).status(row)
-    # Earlier versions are not kept: the history is the current version.
-    return json_response([{k: data[k] for k in ("content", "spoiler_text", "sensitive", "account", "media_attachments",
-                                                "emojis", "poll")} | {"created_at": data["edited_at"] or data["created_at"]}])
+        versions = await msg_store.versions_of(conn, row.id)
+    # every earlier version (oldest first), then the current one; files are the current ones throughout
+    common = {k: data[k] for k in ("account", "media_attachments", "emojis", "poll")}
+    out = [{**common, "content": v.content_html, "spoiler_text": v.summary or "", "sensitive": bool(v.sensitive),
+            "created_at": iso(v.created_at)} for v in versions]
+    out.append({**common, "content": data["content"], "spoiler_text": data["spoiler_text"],
+                "sensitive": data["sensitive"], "created_at": data["edited_at"] or data["created_at"]})
+    return json_response(out)
 
 
 async def status_context(request: web.Request) -> web.Response:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from hub.ids import new_id
 from hub.store.base import Conn, insert, insert_ignore, page_filter, utcnow
-from hub.store.schema import actors, conversations, messages, timeline
+from hub.store.schema import actors, conversations, message_versions, messages, timeline
 
 
 async def get_message_by_id(conn: Conn, message_id: str) -> sa.Row | None:
@@ -26,7 +26,27 @@ async def put_message(conn: Conn, values: dict) -> bool:
 
 
 async def update_message(conn: Conn, message_id: str, values: dict) -> None:
+    """Change a message; when its text changes, what it said until now is kept as a version (the
+    edit history apps show)."""
+    if "content_html" in values or "content_text" in values:
+        old = (await conn.execute(sa.select(
+            messages.c.content_html, messages.c.content_text, messages.c.summary, messages.c.sensitive,
+            messages.c.published_at, messages.c.edited_at, messages.c.deleted_at).where(
+            messages.c.id == message_id))).first()
+        if old is not None and old.deleted_at is None and (
+                values.get("content_html", old.content_html) != old.content_html
+                or values.get("content_text", old.content_text) != old.content_text):
+            await conn.execute(sa.insert(message_versions).values(
+                id=new_id(), message_id=message_id, content_html=old.content_html, content_text=old.content_text,
+                summary=old.summary, sensitive=bool(old.sensitive), created_at=old.edited_at or old.published_at))
     await conn.execute(sa.update(messages).where(messages.c.id == message_id).values(**values))
+
+
+async def versions_of(conn: Conn, message_id: str) -> list[sa.Row]:
+    """Earlier versions, oldest first."""
+    stmt = (sa.select(message_versions).where(message_versions.c.message_id == message_id)
+            .order_by(message_versions.c.created_at, message_versions.c.id))
+    return list((await conn.execute(stmt)).all())
 
 
 async def mark_message_deleted(conn: Conn, message_id: str) -> None:
@@ -36,11 +56,13 @@ async def mark_message_deleted(conn: Conn, message_id: str) -> None:
         .values(deleted_at=utcnow(), content_html="", content_text="", summary=None, raw=None)
     )
     await conn.execute(sa.delete(timeline).where(timeline.c.message_id == message_id))
+    await conn.execute(sa.delete(message_versions).where(message_versions.c.message_id == message_id))
 
 
 async def delete_messages_of_actor(conn: Conn, actor_id: str) -> None:
     ids = sa.select(messages.c.id).where(messages.c.actor_id == actor_id)
     await conn.execute(sa.delete(timeline).where(timeline.c.message_id.in_(ids)))
+    await conn.execute(sa.delete(message_versions).where(message_versions.c.message_id.in_(ids)))
     await conn.execute(
         sa.update(messages)
         .where(messages.c.actor_id == actor_id, messages.c.deleted_at.is_(None))

@@ -338,6 +338,20 @@ messages = sa.Table(
     sa.Index("ix_messages_conversation_published", "conversation_id", "published_at"),
 )
 
+message_versions = sa.Table(
+    # What a message said before each edit (its text, its content warning), from when: the history apps
+    # show. Erased with the message.
+    "message_versions",
+    metadata,
+    _id(),
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("content_html", sa.Text, nullable=False),
+    sa.Column("content_text", sa.Text, nullable=False),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("sensitive", sa.Boolean, nullable=False, server_default=sa.false()),
+    _created(),  # when this version became the message's text
+)
+
 timeline = sa.Table(
     "timeline",
     metadata,

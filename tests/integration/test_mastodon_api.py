@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 from aiohttp import web
 
 from hub import actors, sessions
@@ -391,8 +392,19 @@ async def test_statuses_visibility_idempotency_edit_delete_and_context(world):
     assert [a["acct"] for a in who] == ["bob"]
     status, source, _ = await alice.call("GET", f"/api/v1/statuses/{post['id']}/source")
     assert source["text"] == "Hello again"
+    status, _, _ = await alice.call("PUT", f"/api/v1/statuses/{post['id']}", json_body={
+        "status": "Hello for the third time", "spoiler_text": "greetings"})
+    status, history, _ = await bob.call("GET", f"/api/v1/statuses/{post['id']}/history")
+    assert status == 200 and [h["content"] for h in history] == [
+        "<p>Hello fediverse</p>", "<p>Hello again</p>", "<p>Hello for the third time</p>"]  # oldest first
+    assert history[0]["created_at"] == post["created_at"] and history[-1]["spoiler_text"] == "greetings"
+    assert all(h["account"]["acct"] == "alice" for h in history)
     status, gone, _ = await alice.call("DELETE", f"/api/v1/statuses/{post['id']}")
-    assert status == 200 and gone["text"] == "Hello again"
+    assert status == 200 and gone["text"] == "Hello for the third time"
+    from hub.store.schema import message_versions
+
+    async with hub.db.read() as conn:  # what it said before goes with it
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(message_versions))).scalar() == 0
     status, _, _ = await alice.call("GET", f"/api/v1/statuses/{post['id']}")
     assert status == 404
     # bad input
