@@ -17,6 +17,49 @@ from hub.inbox import access, conversations
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+class _Relay:
+    """The hub's mail provider: a real aiosmtpd server keeping what it is handed."""
+
+    def __init__(self):
+        import threading
+
+        self.got: list[tuple[list[str], object]] = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        import email as email_lib
+        import email.policy
+
+        with self.lock:
+            self.got.append((list(envelope.rcpt_tos),
+                             email_lib.message_from_bytes(envelope.original_content, policy=email.policy.default)))
+        return "250 OK"
+
+    def mails(self) -> list:
+        with self.lock:
+            return list(self.got)
+
+
+@pytest.fixture
+async def relayed_hub(served_hub):
+    """The served hub, sending its mail through a real aiosmtpd relay on a free port."""
+    from aiosmtpd.controller import Controller
+
+    from hub.bridges.email import EmailConnector
+    from tests.helpers import free_port
+
+    relay = _Relay()
+    controller = Controller(relay, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    hub = served_hub
+    object.__setattr__(hub, "cfg", dataclasses.replace(hub.cfg, smtp_relay=f"127.0.0.1:{controller.port}"))
+    hub.bridges.add_connector(EmailConnector(hub.cfg))  # the hub's email bridge, with that relay
+    try:
+        yield hub, relay
+    finally:
+        controller.stop()
+
+
 class Browser:
     def __init__(self, base: str):
         self.base = base
@@ -175,60 +218,33 @@ async def test_with_sign_up_closed_an_invitation_is_needed_once(served_hub, brow
         await other.close()
 
 
-async def test_a_forgotten_password_is_reset_by_a_link_mailed_through_the_relay(served_hub, browser):
+async def test_a_forgotten_password_is_reset_by_a_link_mailed_through_the_relay(relayed_hub, browser):
     """The relay is a real aiosmtpd server standing in for the hub's mail provider."""
-    import email as email_lib
-    import email.policy
-    import threading
-
-    from aiosmtpd.controller import Controller
-
-    from tests.helpers import free_port
-
-    got, lock = [], threading.Lock()
-
-    class Relay:
-        async def handle_DATA(self, server, session, envelope):
-            with lock:
-                got.append((list(envelope.rcpt_tos),
-                            email_lib.message_from_bytes(envelope.original_content, policy=email.policy.default)))
-            return "250 OK"
-
-    relay = Controller(Relay(), hostname="127.0.0.1", port=free_port())
-    relay.start()
-    hub = served_hub
-    try:
-        object.__setattr__(hub, "cfg", dataclasses.replace(hub.cfg, smtp_relay=f"127.0.0.1:{relay.port}"))
-        from hub.bridges.email import EmailConnector
-
-        hub.bridges.add_connector(EmailConnector(hub.cfg))  # the hub's email bridge, with that relay
-        await actors.create_local_actor(hub, "ivy", kind="person", email="ivy@example.com", password="ivy-old-pass")
-        other = Browser(hub.cfg.base_url)
-        assert (await other.post("/login", {"login": "ivy", "password": "ivy-old-pass"}, csrf_from="/login"))[0] == 303
-        status, html, _ = await browser.get("/login")
-        assert 'href="/reset"' in html
-        # an unknown address gets the same answer, and no mail
-        status, html_unknown, _ = await browser.post("/reset", {"email": "nobody@example.com"}, csrf_from="/reset")
-        status2, html_known, _ = await browser.post("/reset", {"email": "Ivy@Example.com"}, csrf_from="/reset")
-        assert status == status2 == 200 and "a link to choose a new password is on its way" in html_known
-        assert html_unknown.replace("nobody@example.com", "X") == html_known.replace("Ivy@Example.com", "X")
-        with lock:
-            ((rcpts, mail),) = got
-        assert rcpts == ["ivy@example.com"] and mail["Auto-Submitted"] == "auto-generated"
-        link = re.search(r"(http://\S+/reset/\S+)", mail.get_body(("plain",)).get_content()).group(1)
-        path = link.replace(hub.cfg.base_url, "")
-        status, html, _ = await browser.post(path, {"new": "ivy-new-pass", "new2": "ivy-new-pass"}, csrf_from=path)
-        assert status == 303
-        assert "Signed in as" in (await browser.get("/home"))[1]
-        assert "Signed in as" not in (await other.get("/home"))[1]  # every other session ended
-        status, html, _ = await browser.get(path)
-        assert status == 410 and "expired or was used" in html  # once only
-        await other.post("/login", {"login": "ivy", "password": "ivy-old-pass"}, csrf_from="/login")
-        assert "Signed in as" not in (await other.get("/home"))[1]
-        assert (await other.post("/login", {"login": "ivy", "password": "ivy-new-pass"}, csrf_from="/login"))[0] == 303
-        await other.close()
-    finally:
-        relay.stop()
+    hub, relay = relayed_hub
+    await actors.create_local_actor(hub, "ivy", kind="person", email="ivy@example.com", password="ivy-old-pass")
+    other = Browser(hub.cfg.base_url)
+    assert (await other.post("/login", {"login": "ivy", "password": "ivy-old-pass"}, csrf_from="/login"))[0] == 303
+    status, html, _ = await browser.get("/login")
+    assert 'href="/reset"' in html
+    # an unknown address gets the same answer, and no mail
+    status, html_unknown, _ = await browser.post("/reset", {"email": "nobody@example.com"}, csrf_from="/reset")
+    status2, html_known, _ = await browser.post("/reset", {"email": "Ivy@Example.com"}, csrf_from="/reset")
+    assert status == status2 == 200 and "a link to choose a new password is on its way" in html_known
+    assert html_unknown.replace("nobody@example.com", "X") == html_known.replace("Ivy@Example.com", "X")
+    ((rcpts, mail),) = relay.mails()
+    assert rcpts == ["ivy@example.com"] and mail["Auto-Submitted"] == "auto-generated"
+    link = re.search(r"(http://\S+/reset/\S+)", mail.get_body(("plain",)).get_content()).group(1)
+    path = link.replace(hub.cfg.base_url, "")
+    status, html, _ = await browser.post(path, {"new": "ivy-new-pass", "new2": "ivy-new-pass"}, csrf_from=path)
+    assert status == 303
+    assert "Signed in as" in (await browser.get("/home"))[1]
+    assert "Signed in as" not in (await other.get("/home"))[1]  # every other session ended
+    status, html, _ = await browser.get(path)
+    assert status == 410 and "expired or was used" in html  # once only
+    await other.post("/login", {"login": "ivy", "password": "ivy-old-pass"}, csrf_from="/login")
+    assert "Signed in as" not in (await other.get("/home"))[1]
+    assert (await other.post("/login", {"login": "ivy", "password": "ivy-new-pass"}, csrf_from="/login"))[0] == 303
+    await other.close()
 
 
 async def test_two_factor_sign_in_with_an_authenticator_code(served_hub, browser):
@@ -306,61 +322,36 @@ async def test_the_email_address_changes_only_with_the_password_and_never_to_ano
         assert (await actor_store.get_account_by_username(conn, "hal")).email == "hal@example.org"
 
 
-async def test_a_new_email_address_changes_only_once_a_link_mailed_to_it_is_opened(served_hub, browser):
+async def test_a_new_email_address_changes_only_once_a_link_mailed_to_it_is_opened(relayed_hub, browser):
     """Through a real aiosmtpd relay: the new address gets a link, the old one a notice; the address is the
     old one until the link's button is pressed (opening the link alone changes nothing); once only."""
-    import email as email_lib
-    import email.policy
-    import threading
-
-    from aiosmtpd.controller import Controller
-
-    from hub.bridges.email import EmailConnector
     from hub.store import actors as actor_store
-    from tests.helpers import free_port
 
-    got, lock = [], threading.Lock()
+    hub, relay = relayed_hub
+    await actors.create_local_actor(hub, "jo", kind="person", email="jo@old.example", password="jo-secret-12")
+    assert (await browser.post("/login", {"login": "jo", "password": "jo-secret-12"}, csrf_from="/login"))[0] == 303
 
-    class Relay:
-        async def handle_DATA(self, server, session, envelope):
-            with lock:
-                got.append((list(envelope.rcpt_tos),
-                            email_lib.message_from_bytes(envelope.original_content, policy=email.policy.default)))
-            return "250 OK"
+    async def email_now():
+        async with hub.db.read() as conn:
+            return (await actor_store.get_account_by_username(conn, "jo")).email
 
-    relay = Controller(Relay(), hostname="127.0.0.1", port=free_port())
-    relay.start()
-    hub = served_hub
-    try:
-        object.__setattr__(hub, "cfg", dataclasses.replace(hub.cfg, smtp_relay=f"127.0.0.1:{relay.port}"))
-        hub.bridges.add_connector(EmailConnector(hub.cfg))
-        await actors.create_local_actor(hub, "jo", kind="person", email="jo@old.example", password="jo-secret-12")
-        assert (await browser.post("/login", {"login": "jo", "password": "jo-secret-12"}, csrf_from="/login"))[0] == 303
-
-        async def email_now():
-            async with hub.db.read() as conn:
-                return (await actor_store.get_account_by_username(conn, "jo")).email
-
-        page = "/settings/password"
-        status, html, _ = await browser.post(page, {"action": "email", "email": "jo@new.example",
-                                                    "password": "jo-secret-12"}, csrf_from=page)
-        assert status == 200 and "A link to confirm is on its way to jo@new.example" in html
-        assert await email_now() == "jo@old.example"  # not yet
-        with lock:
-            by_rcpt = {tuple(r): m for r, m in got}
-        assert set(by_rcpt) == {("jo@new.example",), ("jo@old.example",)}
-        assert "jo@new.example" in by_rcpt[("jo@old.example",)].get_body(("plain",)).get_content()  # the old is told
-        link = re.search(r"(http://\S+/settings/email/\S+)",
-                         by_rcpt[("jo@new.example",)].get_body(("plain",)).get_content()).group(1)
-        path = link.replace(hub.cfg.base_url, "")
-        anon = Browser(hub.cfg.base_url)  # the link is opened wherever the mail is read
-        status, html, _ = await anon.get(path)
-        assert status == 200 and "jo@new.example" in html and await email_now() == "jo@old.example"
-        status, html, _ = await anon.post(path, {}, csrf_from=path)
-        assert status == 200 and "now go to <strong>jo@new.example</strong>" in html
-        assert await email_now() == "jo@new.example"
-        status, html, _ = await anon.get(path)
-        assert status == 410 and "expired or was used" in html  # once only
-        await anon.close()
-    finally:
-        relay.stop()
+    page = "/settings/password"
+    status, html, _ = await browser.post(page, {"action": "email", "email": "jo@new.example",
+                                                "password": "jo-secret-12"}, csrf_from=page)
+    assert status == 200 and "A link to confirm is on its way to jo@new.example" in html
+    assert await email_now() == "jo@old.example"  # not yet
+    by_rcpt = {tuple(r): m for r, m in relay.mails()}
+    assert set(by_rcpt) == {("jo@new.example",), ("jo@old.example",)}
+    assert "jo@new.example" in by_rcpt[("jo@old.example",)].get_body(("plain",)).get_content()  # the old is told
+    link = re.search(r"(http://\S+/settings/email/\S+)",
+                     by_rcpt[("jo@new.example",)].get_body(("plain",)).get_content()).group(1)
+    path = link.replace(hub.cfg.base_url, "")
+    anon = Browser(hub.cfg.base_url)  # the link is opened wherever the mail is read
+    status, html, _ = await anon.get(path)
+    assert status == 200 and "jo@new.example" in html and await email_now() == "jo@old.example"
+    status, html, _ = await anon.post(path, {}, csrf_from=path)
+    assert status == 200 and "now go to <strong>jo@new.example</strong>" in html
+    assert await email_now() == "jo@new.example"
+    status, html, _ = await anon.get(path)
+    assert status == 410 and "expired or was used" in html  # once only
+    await anon.close()
