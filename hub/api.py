@@ -515,6 +515,15 @@ async def request_export(request, hub, _account, acting):
     return web.json_response(await export.request_export(hub, acting, private_key=private_key), status=202)
 
 
+async def delete_actor(request, hub, _account, acting):
+    """Leaving for good (``hub/leaving.py``): the body names the account again, ``{"confirm": USERNAME}``."""
+    from hub import leaving
+
+    acting.require("owner")
+    leaving.check_confirmation(acting, _str(await _body(request), "confirm", required=True))
+    return web.json_response(await leaving.delete_account(hub, acting))
+
+
 async def list_exports(request, hub, _account, acting):
     from hub import export
 
@@ -571,6 +580,7 @@ ROUTES = [
     ("POST", "/actors/{actor}/consent/decisions", decide_offer),
     ("GET", "/actors/{actor}/consent/data", read_granted),
     ("POST", "/actors/{actor}/exports", request_export),
+    ("DELETE", "/actors/{actor}", delete_actor),
     ("GET", "/actors/{actor}/exports", list_exports),
     ("GET", "/actors/{actor}/exports/{export}", show_export),
 ]

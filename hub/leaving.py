@@ -49,6 +49,14 @@ from hub.store.schema import (
 )
 
 
+def check_confirmation(acting: Acting, confirm: str | None) -> None:
+    """Leaving cannot be undone: the caller types the account's username to say so."""
+    from hub.errors import UsageError
+
+    if (confirm or "").strip().lstrip("@").lower() != acting.actor.username:
+        raise UsageError(f"type the account's username ({acting.actor.username}) to confirm")
+
+
 async def delete_account(hub: Hub, acting: Acting) -> dict:
     from hub import consent
     from hub.inbox import conversations as conv_service

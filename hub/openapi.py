@@ -351,6 +351,16 @@ def document(base_url: str) -> dict:
             "get": _op("The actor's recent exports and their progress (owner)", {"200": _json(_items(_ref("Export")))},
                        params=[ACTOR]),
         },
+        "/actors/{actor}": {
+            "delete": _op("Leave for good (owner): grants revoked, owned conversations closed, Delete federated, "
+                          "bridged people told, data erased; the body names the account again",
+                          {"200": _json({"type": "object", "properties": {
+                              k: {"type": "integer"} for k in ("grants_revoked", "conversations_closed",
+                                                               "messages_erased", "identities_erased", "bridged_told")
+                          } | {"actor": {"type": "string"}}})}, params=[ACTOR],
+                          body=_body({"confirm": {"type": "string", "description": "the account's username"}},
+                                     ["confirm"])),
+        },
         "/actors/{actor}/exports/{export}": {
             "get": _op("One export's state and progress (owner)", {"200": _json(_ref("Export"))},
                        params=[ACTOR, {"name": "export", "in": "path", "required": True, "schema": {"type": "string"}}]),

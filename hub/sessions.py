@@ -256,6 +256,14 @@ async def change_password(hub: Hub, account_id: str, current: str, new: str, *, 
 EMAIL_CHANGE_TTL = dt.timedelta(hours=24)
 
 
+async def check_password(hub: Hub, account_id: str, password: str) -> None:
+    """Unauthorized unless ``password`` is the login's (asked again before what cannot be undone)."""
+    async with hub.db.read() as conn:
+        account = await actor_store.get_account_by_id(conn, account_id)
+    if account is None or not await _verify(account.password_hash, password):
+        raise Unauthorized("the password is not right")
+
+
 async def change_email(hub: Hub, account_id: str, password: str, email: str) -> dict:
     """Change (or, empty, remove) the login's email address, where password resets and notifications go;
     the password proves it is you. A new address changes only once its owner opens the link mailed to

@@ -71,6 +71,21 @@ async def consent_post(request: web.Request) -> web.StreamResponse:
             made = await export.request_export(hub, acting, private_key=form.get("private_key") == "on")
             return await _page(request, acting, link=made["download"],
                                done="Your archive is being built: the link below works for a day once it is ready")
+        elif action == "delete_account":
+            from hub import leaving, sessions
+            from hub.web_accounts import current
+
+            leaving.check_confirmation(acting, form.get("confirm"))
+            await sessions.check_password(hub, current(request).account_id, form.get("password", ""))
+            summary = await leaving.delete_account(hub, acting)
+            resp = render(request, "goodbye.html", summary=summary, handle=f"@{acting.actor.username}")
+            async with hub.db.read() as conn:
+                from hub.store import actors as actor_store
+
+                login_left = await actor_store.get_account_by_id(conn, current(request).account_id)
+            if login_left is None:  # the login spoke only for this account: it is gone, and so is the session
+                resp.del_cookie(sessions.cookie_name(hub), path="/")
+            return resp
         elif action in ("accept", "reject"):
             grant = await consent.decide(hub, acting, form.get("offer", ""), accept=action == "accept")
             done = f"The offer is {grant['state']}"

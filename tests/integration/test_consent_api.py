@@ -191,3 +191,41 @@ async def test_reading_about_a_customer_who_is_gone_reads_nothing(world):
     hub.resolve_handle = down
     with pytest.raises(FetchError):  # down for now is not "nothing granted"
         await consent.customer_for(hub, "kim@down.example")
+
+
+async def test_leaving_for_good_from_the_page_and_through_the_api(world):
+    """The owner types the account's name and the password; then the account is gone (410), and so is
+    its login and session. Through the API the body names the account again; an agent cannot."""
+    from tests.integration.test_web_accounts import Browser
+
+    hub, apis = world
+    browser = Browser(hub.cfg.base_url)
+    try:
+        await browser.post("/login", {"login": "kim", "password": "password123"}, csrf_from="/login")
+        page = "/settings/data/kim"
+        status, html, _ = await browser.get(page)
+        assert "Leave for good" in html and "Delete this account" in html
+        for data, code, words in (({"confirm": "kam", "password": "password123"}, 400, "to confirm"),
+                                  ({"confirm": "kim", "password": "wrong"}, 401, "password is not right")):
+            status, html, _ = await browser.post(page, {"action": "delete_account", **data}, csrf_from=page)
+            assert status == code and words in html
+        status, html, _ = await browser.post(page, {"action": "delete_account", "confirm": "@Kim",
+                                                    "password": "password123"}, csrf_from=page)
+        assert status == 200 and "@kim is deleted" in html
+        async with browser.session.get(f"{hub.cfg.base_url}/users/kim",
+                                       headers={"Accept": "application/activity+json"}) as resp:
+            assert resp.status == 410
+        status, html, _ = await browser.get("/home")
+        assert "Signed in as" not in html  # the login spoke only for kim: it went, with its session
+        status, _, _ = await browser.post("/login", {"login": "kim", "password": "password123"}, csrf_from="/login")
+        assert status != 303
+    finally:
+        await browser.close()
+    # the API: an agent of acme cannot delete acme; its owner can, naming it
+    status, err = await apis["dana"].call("DELETE", "/actors/acme", {"confirm": "acme"})
+    assert status == 403
+    owner = Api(hub, apis["ada"].session, await token_for(hub, "acme"))
+    status, err = await owner.call("DELETE", "/actors/acme", {})
+    assert status == 400 and "confirm" in err["error"]
+    status, summary = await owner.call("DELETE", "/actors/acme", {"confirm": "acme"})
+    assert status == 200 and summary["actor"] == f"{hub.cfg.base_url}/users/acme"
