@@ -524,6 +524,39 @@ async def delete_actor(request, hub, _account, acting):
     return web.json_response(await leaving.delete_account(hub, acting))
 
 
+async def import_archive(request, hub, _account, acting):
+    """The body is an export archive (``application/zip``), streamed to disk; imported into this (empty)
+    account."""
+    from hub import importer
+
+    acting.require("owner")
+    if request.content_type not in ("application/zip", "application/octet-stream"):
+        raise UsageError("send the archive as the body, with Content-Type: application/zip")
+    if request.content_length and request.content_length > hub.cfg.max_import_bytes:
+        raise HubError(f"the archive is larger than {hub.cfg.max_import_bytes} bytes", status=413)
+    summary = await importer.import_upload(hub, acting.actor.username, request.content.iter_chunked(256 * 1024))
+    return web.json_response(summary)
+
+
+async def list_aliases(request, hub, _account, acting):
+    acting.require("owner")
+    return web.json_response({"items": list(acting.actor.also_known_as or [])})
+
+
+async def add_alias(request, hub, _account, acting):
+    from hub import moving
+
+    old = await moving.old_account(hub, _str(await _body(request), "alias", required=True))
+    return web.json_response({"items": await moving.add_alias(hub, acting, old)})
+
+
+async def move_actor(request, hub, _account, acting):
+    from hub import moving
+
+    target = await hub.resolve_handle(_str(await _body(request), "target", required=True))
+    return web.json_response(await moving.move(hub, acting, target))
+
+
 async def list_exports(request, hub, _account, acting):
     from hub import export
 
@@ -581,6 +614,10 @@ ROUTES = [
     ("GET", "/actors/{actor}/consent/data", read_granted),
     ("POST", "/actors/{actor}/exports", request_export),
     ("DELETE", "/actors/{actor}", delete_actor),
+    ("POST", "/actors/{actor}/import", import_archive),
+    ("GET", "/actors/{actor}/aliases", list_aliases),
+    ("POST", "/actors/{actor}/aliases", add_alias),
+    ("POST", "/actors/{actor}/move", move_actor),
     ("GET", "/actors/{actor}/exports", list_exports),
     ("GET", "/actors/{actor}/exports/{export}", show_export),
 ]

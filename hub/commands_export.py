@@ -88,14 +88,7 @@ async def cmd_alias(hub: Hub, args) -> int:
 
     acting = await access.acting_as(hub, args.username)
     if args.alias_command == "add":
-        from hub.errors import HubError
-
-        try:
-            old = await hub.resolve_handle(args.old)
-        except HubError:
-            if not args.old.startswith(("https://", "http://")):
-                raise
-            old = args.old  # its hub is gone: the actor URI (from the archive's manifest) is enough
+        old = await moving.old_account(hub, args.old)
         aliases = await moving.add_alias(hub, acting, old)
     else:
         aliases = list(acting.actor.also_known_as or [])

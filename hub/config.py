@@ -104,6 +104,8 @@ class Config:
     max_mail_bytes: int = 25 * 1024 * 1024
     """Inbound mail over this size is refused (SMTP 552)."""
     max_attachment_bytes: int = 10 * 1024 * 1024
+    max_import_bytes: int = 1024 * 1024 * 1024
+    """An export archive uploaded to be imported (the *Your data* page, the API) may be this large."""
     imap_poll_s: float = 60.0
     """How often the email bridge polls the IMAP mailboxes it reads (``roundtable bridge imap add``)."""
     signups: bool = True

@@ -161,6 +161,17 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
         if not conv.get("owned") or not isinstance(conv.get("messages"), list):
             skipped += 1
             continue
+        named = [p["id"] for p in conv.get("participants") or [] if isinstance(p, dict) and isinstance(p.get("id"), str)]
+        named += [n.get("attributedTo") for n in conv["messages"] if isinstance(n, dict)
+                  and isinstance(n.get("attributedTo"), str)]
+        if any(hub.uris.is_local(u) and u != actor.uri for u in named):
+            # A conversation with someone of this hub is here already (this hub took part in it); one that
+            # is not, yet names our people, is not taken from a file: an archive could put words in their mouths
+            async with hub.db.read() as conn:
+                here = await conv_store.get_conversation_by_any_uri(conn, conv["id"])
+            if here is None:
+                skipped += 1
+                continue
         others = {}
         for p in conv.get("participants") or []:
             if isinstance(p, dict) and isinstance(p.get("id"), str) and p["id"] != old_uri:
@@ -246,6 +257,33 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
     identities = await _claim_again(hub, actor, data["identities"])
     return {"actor": actor.uri, "created": created, "from": old_uri, "conversations": restored,
             "not_restored": skipped, "profile_items": len(profile), "identities": identities}
+
+
+async def import_upload(hub: Hub, username: str, chunks) -> dict:
+    """An archive sent over HTTP (``chunks``: an async iterator of bytes), written to a temporary file
+    under the data folder as it arrives (refused past ``max_import_bytes``), then imported into
+    ``username``'s account, which must be empty; the file is removed afterwards."""
+    import os
+    import tempfile
+
+    from hub.errors import HubError
+
+    folder = Path(hub.cfg.data) / "imports"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix="upload-", suffix=".zip")
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > hub.cfg.max_import_bytes:
+                    raise HubError(f"the archive is larger than {hub.cfg.max_import_bytes} bytes", status=413)
+                out.write(chunk)
+        if size == 0:
+            raise UsageError("no archive was sent")
+        return await import_archive(hub, name, username)
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 async def _claim_again(hub: Hub, actor: sa.Row, identities: list) -> list[dict]:

@@ -15,6 +15,19 @@ from hub.store.jobs import job_row, put_jobs
 MAX_ALIASES = 10
 
 
+async def old_account(hub: Hub, ref: str) -> sa.Row | str:
+    """The account an alias names: resolved (a handle or URI), or, when its hub cannot be reached any
+    more, the actor URI itself (from the archive's manifest)."""
+    from hub.errors import HubError
+
+    try:
+        return await hub.resolve_handle(ref.strip())
+    except HubError:
+        if not ref.strip().startswith(("https://", "http://")):
+            raise
+        return ref.strip()
+
+
 async def add_alias(hub: Hub, acting: Acting, old: sa.Row | str) -> list[str]:
     """Name another account (usually the one moved from) as this actor's ``alsoKnownAs``; followers hear it.
     ``old`` is its actor row, or its URI when its hub cannot be reached any more."""

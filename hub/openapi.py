@@ -361,6 +361,25 @@ def document(base_url: str) -> dict:
                           body=_body({"confirm": {"type": "string", "description": "the account's username"}},
                                      ["confirm"])),
         },
+        "/actors/{actor}/import": {
+            "post": _op("Import an export archive into this empty account (owner): the body is the ZIP "
+                        "(Content-Type: application/zip), at most max_import_bytes",
+                        {"200": _json({"type": "object"})}, params=[ACTOR],
+                        body={"required": True, "content": {"application/zip": {"schema": {
+                            "type": "string", "format": "binary"}}}}),
+        },
+        "/actors/{actor}/aliases": {
+            "get": _op("The accounts this one is also known as (alsoKnownAs)", {"200": _json(_items({"type": "string"}))},
+                       params=[ACTOR]),
+            "post": _op("Name another account (the one moved from) as this one (owner); a URI is enough when its "
+                        "server is gone", {"200": _json(_items({"type": "string"}))}, params=[ACTOR],
+                        body=_body({"alias": {"type": "string"}}, ["alias"])),
+        },
+        "/actors/{actor}/move": {
+            "post": _op("Move this account to another that names it in alsoKnownAs (owner): movedTo, Move to "
+                        "followers and conversation partners; once in 30 days", {"200": _json({"type": "object"})},
+                        params=[ACTOR], body=_body({"target": {"type": "string"}}, ["target"])),
+        },
         "/actors/{actor}/exports/{export}": {
             "get": _op("One export's state and progress (owner)", {"200": _json(_ref("Export"))},
                        params=[ACTOR, {"name": "export", "in": "path", "required": True, "schema": {"type": "string"}}]),

@@ -86,6 +86,17 @@ async def consent_post(request: web.Request) -> web.StreamResponse:
             if login_left is None:  # the login spoke only for this account: it is gone, and so is the session
                 resp.del_cookie(sessions.cookie_name(hub), path="/")
             return resp
+        elif action == "alias":
+            from hub import moving
+
+            aliases = await moving.add_alias(hub, acting, await moving.old_account(hub, form.get("alias", "")))
+            done = f"This account is now also known as {', '.join(aliases)}"
+        elif action == "move":
+            from hub import moving
+
+            moved = await moving.move(hub, acting, await hub.resolve_handle(form.get("target", "").strip()))
+            done = (f"Moved to {moved['moved_to']}: {moved['followers']} followers and {moved['conversations']} "
+                    "conversations are being told")
         elif action in ("accept", "reject"):
             grant = await consent.decide(hub, acting, form.get("offer", ""), accept=action == "accept")
             done = f"The offer is {grant['state']}"
@@ -94,6 +105,53 @@ async def consent_post(request: web.Request) -> web.StreamResponse:
     except HubError as exc:
         return await _page(request, acting, error=exc.safe, status=exc.status if exc.status < 500 else 400)
     return await _page(request, acting, done=done)
+
+
+async def import_post(request: web.Request) -> web.StreamResponse:
+    """An archive uploaded from the page (``multipart/form-data``: the CSRF token, then the file), streamed
+    to disk as it arrives and imported into this empty account."""
+    import hmac
+
+    from aiohttp import BodyPartReader
+
+    from hub import importer
+    from hub.web_accounts import current
+
+    hub = request.app[HUB_KEY]
+    acting = await _acting(request)
+    acting.require("owner")
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and origin.rstrip("/") != hub.cfg.base_url:
+        raise web.HTTPForbidden(text="this form was sent from another site")
+    if not request.content_type.startswith("multipart/"):
+        raise web.HTTPBadRequest(text="send the archive with the form")
+    reader = await request.multipart()
+    token = ""
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise web.HTTPBadRequest(text="a form cannot nest multipart bodies")
+            if part.filename is None:
+                value = await part.read_chunk(4096)
+                if part.name == "csrf_token":
+                    token = value.decode(errors="replace")
+                continue
+            session = current(request)
+            if session is None or not token or not hmac.compare_digest(session.csrf_token.encode(), token.encode()):
+                raise web.HTTPForbidden(text="the form has expired or was not sent from this site: reload the page")
+
+            async def chunks(part=part):
+                while chunk := await part.read_chunk(256 * 1024):
+                    yield chunk
+
+            summary = await importer.import_upload(hub, acting.actor.username, chunks())
+            said = (f"Imported {summary['conversations']} conversation(s) from {summary['from']} and "
+                    f"{summary['profile_items']} data item(s). Next: name that account below, then move it here "
+                    "from there.")
+            return await _page(request, acting, done=said)
+    except HubError as exc:
+        return await _page(request, acting, error=exc.safe, status=exc.status if exc.status < 500 else 400)
+    return await _page(request, acting, error="no archive was sent", status=400)
 
 
 async def receipt_download(request: web.Request) -> web.StreamResponse:
@@ -115,4 +173,5 @@ async def receipt_download(request: web.Request) -> web.StreamResponse:
 def setup(app: web.Application) -> None:
     app.router.add_get("/settings/data/{actor}", consent_page)
     app.router.add_post("/settings/data/{actor}", consent_post)
+    app.router.add_post("/settings/data/{actor}/import", import_post)
     app.router.add_get("/settings/data/{actor}/receipts/{receipt}", receipt_download)

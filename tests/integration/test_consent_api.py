@@ -229,3 +229,78 @@ async def test_leaving_for_good_from_the_page_and_through_the_api(world):
     assert status == 400 and "confirm" in err["error"]
     status, summary = await owner.call("DELETE", "/actors/acme", {"confirm": "acme"})
     assert status == 200 and summary["actor"] == f"{hub.cfg.base_url}/users/acme"
+
+
+async def test_moving_here_and_away_through_the_api_and_the_page(world, tmp_path):
+    """Self-service: an archive uploaded (API body or the page's form, streamed) into an empty account; an
+    alias named; a move. An archive cannot bring a conversation that names people of this hub unless it
+    is here already (no putting words in their mouths); oversized uploads get 413."""
+    import dataclasses
+    import io
+    import json
+    import zipfile
+
+    from hub import export
+    from hub.inbox import conversations
+    from tests.integration.test_web_accounts import Browser
+
+    hub, apis = world
+    kim = await access.acting_as(hub, "kim")
+    await consent.set_item(hub, kim, "phone", "+44 20 7946 0000")
+    await conversations.start(hub, kim, [(await access.acting_as(hub, "acme")).actor], "Hello Acme")
+    archive = tmp_path / "kim.zip"
+    await export.export(hub, kim, archive)
+    # a forged copy: the same conversation under a new id, so not "here already", naming acme of this hub
+    forged = io.BytesIO()
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(forged, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name.startswith("conversations/"):
+                doc = json.loads(data)
+                doc["id"] = f"{hub.cfg.base_url}/c/01forgedforgedforgedforged"
+                data = json.dumps(doc).encode()
+            dst.writestr(name, data)
+
+    for username in ("kim2", "kim3"):
+        await actors.create_local_actor(hub, username, kind="person", password="password123")
+    kim2 = Api(hub, apis["kim"].session, await token_for(hub, "kim2"))
+    async with kim2.session.post(kim2.base + "/actors/kim2/import", data=forged.getvalue(),
+                                 headers={**kim2.headers, "Content-Type": "application/zip"}) as resp:
+        summary = await resp.json()
+        assert resp.status == 200, summary
+    assert summary["profile_items"] == 1 and summary["conversations"] == 0 and summary["not_restored"] == 1
+    async with kim2.session.post(kim2.base + "/actors/kim2/import", data=archive.read_bytes(),
+                                 headers={**kim2.headers, "Content-Type": "application/zip"}) as resp:
+        assert resp.status == 409  # it has content now
+    status, body = await kim2.call("POST", "/actors/kim2/aliases", {"alias": f"kim@{hub.cfg.domain}"})
+    assert status == 200 and body["items"] == [f"{hub.cfg.base_url}/users/kim"]
+    status, moved = await apis["kim"].call("POST", "/actors/kim/move", {"target": f"kim2@{hub.cfg.domain}"})
+    assert status == 200 and moved["moved_to"] == f"{hub.cfg.base_url}/users/kim2"
+
+    # the page: the archive as a file in the form, streamed; too large is refused
+    browser = Browser(hub.cfg.base_url)
+    try:
+        await browser.post("/login", {"login": "kim3", "password": "password123"}, csrf_from="/login")
+        status, html, _ = await browser.get("/settings/data/kim3")
+        token = html.split('name="csrf_token" value="')[1].split('"')[0]
+
+        async def upload():
+            import aiohttp
+
+            form = aiohttp.FormData()
+            form.add_field("csrf_token", token)
+            form.add_field("archive", archive.read_bytes(), filename="kim.zip", content_type="application/zip")
+            async with browser.session.post(f"{hub.cfg.base_url}/settings/data/kim3/import", data=form) as resp:
+                return resp.status, await resp.text()
+
+        object.__setattr__(hub, "cfg", dataclasses.replace(hub.cfg, max_import_bytes=1000))
+        status, html = await upload()
+        assert status == 413 and "larger than 1000 bytes" in html
+        object.__setattr__(hub, "cfg", dataclasses.replace(hub.cfg, max_import_bytes=10_000_000))
+        status, html = await upload()
+        assert status == 200 and "1 data item(s)" in html, html
+        from pathlib import Path
+
+        assert not list(Path(hub.cfg.data, "imports").glob("upload-*"))  # no upload left behind
+    finally:
+        await browser.close()
