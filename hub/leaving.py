@@ -211,9 +211,10 @@ async def _erase_messages(conn, authors: set[str], now) -> set[str]:
     from hub.store.schema import activities, attachments, media_uploads
 
     mine = sa.select(messages.c.id).where(messages.c.actor_id.in_(authors))
-    from hub.store.schema import message_versions
+    from hub.store.schema import message_tags, message_versions
 
     await conn.execute(sa.delete(message_versions).where(message_versions.c.message_id.in_(mine)))
+    await conn.execute(sa.delete(message_tags).where(message_tags.c.message_id.in_(mine)))
     shas = set((await conn.execute(sa.select(attachments.c.sha256).where(
         attachments.c.message_id.in_(mine), attachments.c.sha256.is_not(None)))).scalars())
     shas |= set((await conn.execute(sa.select(media_uploads.c.sha256).where(

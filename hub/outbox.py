@@ -113,7 +113,7 @@ async def post_note(
                 "actor_id": author.id,
                 "conversation_id": conversation_id,
                 "in_reply_to_uri": in_reply_to.uri if in_reply_to is not None else None,
-                "content_html": textmod.plain_to_html(text, handles),
+                "content_html": textmod.plain_to_html(text, handles, f"{hub.cfg.base_url}/tags"),
                 "content_text": text,
                 "summary": summary or None,
                 "sensitive": bool(summary),
@@ -178,7 +178,7 @@ async def edit_note(hub: Hub, author: sa.Row, message: sa.Row, text: str) -> sa.
             message.id,
             {
                 "content_text": text,
-                "content_html": textmod.plain_to_html(text, handles),
+                "content_html": textmod.plain_to_html(text, handles, f"{hub.cfg.base_url}/tags"),
                 "edited_at": utcnow(),
             },
         )

@@ -28,6 +28,16 @@ ALLOWED_CLASSES = {
 
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]", re.IGNORECASE)
 _MENTION = re.compile(r"(?<![\w@/])@([a-z0-9_][a-z0-9_.-]*)(?:@([a-z0-9.-]+(?::\d+)?))?", re.IGNORECASE)
+# A hashtag: letters, digits and underscores, at least one of them not a digit (as Mastodon has it)
+_HASHTAG = re.compile(r"(?<![\w/#&])#(\w{0,99}[^\W\d]\w{0,99})(?!\w)")
+
+
+def find_hashtags(text: str) -> list[str]:
+    """``#tags`` in the text, lower-cased, in order, without repeats (at most 20)."""
+    seen: dict[str, None] = {}
+    for m in _HASHTAG.finditer(text or ""):
+        seen[m.group(1).lower()[:100]] = None
+    return list(seen)[:20]
 
 
 def sanitize_html(value: str | None) -> str:
@@ -54,34 +64,44 @@ def find_mentions(text: str) -> list[tuple[str, str | None]]:
     return list(seen)
 
 
-def plain_to_html(text: str, mentions: Mapping[str, str] | None = None) -> str:
+def plain_to_html(text: str, mentions: Mapping[str, str] | None = None, tags_base: str | None = None) -> str:
     """Turn plain text into the HTML fediverse clients expect.
 
     Paragraphs on blank lines, ``<br>`` on single newlines, links for URLs,
     and an h-card link for each ``@handle`` found in ``mentions`` (a map of
-    lower-case ``user@host`` or ``user`` to the actor's profile URL).
+    lower-case ``user@host`` or ``user`` to the actor's profile URL); with
+    ``tags_base``, a link to ``{tags_base}/{tag}`` for each ``#tag``.
     """
     mentions = {k.lower(): v for k, v in (mentions or {}).items()}
     paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
     out = []
     for para in paragraphs:
-        lines = [_inline(line, mentions) for line in para.strip().split("\n")]
+        lines = [_inline(line, mentions, tags_base) for line in para.strip().split("\n")]
         out.append("<p>" + "<br>".join(lines) + "</p>")
     return "".join(out)
 
 
-def _inline(line: str, mentions: Mapping[str, str]) -> str:
+def _inline(line: str, mentions: Mapping[str, str], tags_base: str | None = None) -> str:
     pieces: list[str] = []
     pos = 0
     tokens = sorted(
         [(m.start(), m.end(), "url", m) for m in _URL.finditer(line)]
-        + [(m.start(), m.end(), "mention", m) for m in _MENTION.finditer(line)],
+        + [(m.start(), m.end(), "mention", m) for m in _MENTION.finditer(line)]
+        + ([(m.start(), m.end(), "tag", m) for m in _HASHTAG.finditer(line)] if tags_base else []),
         key=lambda t: t[0],
     )
     for start, end, kind, m in tokens:
         if start < pos:
             continue
-        if kind == "url":
+        if kind == "tag":
+            from urllib.parse import quote
+
+            tag = m.group(1)
+            pieces.append(html.escape(line[pos:start]))
+            pieces.append(f'<a href="{html.escape(tags_base)}/{quote(tag.lower())}" class="mention hashtag" '
+                          f'rel="tag">#<span>{html.escape(tag)}</span></a>')
+            pos = end
+        elif kind == "url":
             url = m.group(0)
             pieces.append(html.escape(line[pos:start]))
             pieces.append(f'<a href="{html.escape(url)}" rel="nofollow noopener noreferrer">{html.escape(url)}</a>')

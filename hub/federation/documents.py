@@ -238,6 +238,17 @@ def mentions_of(note: dict) -> list[str]:
     ]
 
 
+def hashtags_of(note: dict) -> list[str]:
+    """The names of a note's ``Hashtag`` tags, without the ``#``."""
+    out = []
+    for tag in as_list(note.get("tag")):
+        if isinstance(tag, dict) and "Hashtag" in types_of(tag) and isinstance(tag.get("name"), str):
+            name = tag["name"].strip().lstrip("#")[:100]
+            if name and not any(c.isspace() for c in name):
+                out.append(name.lower())
+    return list(dict.fromkeys(out))[:20]
+
+
 def parse_note(note: Any) -> dict:
     """The parts of a remote Note (or Article, Page...) we keep."""
     if not isinstance(note, dict) or not valid_uri(note.get("id")):
@@ -281,6 +292,7 @@ def parse_note(note: Any) -> dict:
         "bcc": ids_of(note.get("bcc")),
         "audience": ids_of(note.get("audience")),
         "mentions": mentions_of(note),
+        "hashtags": hashtags_of(note),
         "attachments": attachments_of(note),
     }
 

@@ -296,6 +296,7 @@ async def store_note(
             "to_uris": note["to"],
             "cc_uris": note["cc"],
             "mention_uris": note["mentions"],
+            "tags": note["hashtags"],
             "local": False,
             "network": "activitypub",
             "remote_id": note["uri"],
@@ -401,6 +402,7 @@ async def handle_update(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
                 "sensitive": note["sensitive"],
                 "edited_at": note["updated"] or utcnow(),
                 "raw": json.dumps(obj),
+                "tags": note["hashtags"],
             },
         )
         await message_changed(conn, fed.hub, "edit", message.id)

@@ -204,6 +204,12 @@ def note_to_json(
     if message.edited_at is not None:
         doc["updated"] = iso(message.edited_at)
     if message.local:
+        from urllib.parse import quote
+
+        from hub.text import find_hashtags
+
+        doc["tag"] += [{"type": "Hashtag", "href": f"{hub.cfg.base_url}/tags/{quote(t)}", "name": f"#{t}"}
+                       for t in find_hashtags(message.content_text)]
         replies = hub.uris.replies(message.id)
         doc["replies"] = {"id": replies, "type": "OrderedCollection", "first": f"{replies}?page=1"}
     return doc

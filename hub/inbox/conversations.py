@@ -197,7 +197,7 @@ async def _post(
         {
             "id": message_id, "uri": uri, "url": uri, "actor_id": author.id, "conversation_id": conversation.id,
             "in_reply_to_uri": in_reply_to.uri if in_reply_to is not None else None,
-            "content_html": textmod.plain_to_html(shown, handles), "content_text": text,
+            "content_html": textmod.plain_to_html(shown, handles, f"{hub.cfg.base_url}/tags"), "content_text": text,
             "visibility": conversation.visibility or "direct", "to_uris": audience, "cc_uris": [],
             "mention_uris": audience, "local": True, "network": bridged.get("network", "activitypub"),
             "remote_id": bridged.get("remote_id"), "flags": bridged.get("flags") or None,

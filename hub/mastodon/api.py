@@ -918,6 +918,22 @@ async def public_timeline(request: web.Request) -> web.Response:
     return json_response(data, headers=link_header(request, [r.id for r in rows], params))
 
 
+async def tag_timeline(request: web.Request) -> web.Response:
+    """``GET /api/v1/timelines/tag/:hashtag``: public statuses with the hashtag, known here."""
+    hub = _hub(request)
+    caller = await viewer_of(request, "read:statuses")
+    viewer = caller.actor if caller else None
+    params = await params_of(request)
+    local = True if as_bool(params.get("local")) else (False if as_bool(params.get("remote")) else None)
+    name = request.match_info["tag"].lstrip("#").lower()[:100]
+    async with hub.db.read() as conn:
+        rows = await client_store.public_timeline(conn, local=local, viewer_id=viewer.id if viewer else None,
+                                                  only_media=as_bool(params.get("only_media")), tag=name,
+                                                  limit=limit_of(params), **paging(params))
+        data = await View(hub, conn, viewer).statuses(rows)
+    return json_response(data, headers=link_header(request, [r.id for r in rows], params))
+
+
 async def favourites(request: web.Request) -> web.Response:
     hub = _hub(request)
     caller = await caller_of(request)
@@ -1282,7 +1298,7 @@ async def notifications_policy(request: web.Request) -> web.Response:
 async def tag(request: web.Request) -> web.Response:
     hub = _hub(request)
     await viewer_of(request, "read:statuses")
-    name = request.match_info["tag"].lstrip("#")[:100]
+    name = request.match_info["tag"].lstrip("#").lower()[:100]
     return json_response({"name": name, "url": f"{hub.cfg.base_url}/tags/{name}", "history": [],
                           "following": False})
 

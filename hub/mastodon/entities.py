@@ -139,6 +139,7 @@ class View:
         kept = (await client_store.bookmarked_of(self.conn, self.viewer.id, [r.id for r in rows])
                 if self.viewer is not None else set())
         files = await bridge_store.attachments_of(self.conn, [r.id for r in rows])
+        self._tags = await msg_store.tags_of(self.conn, [r.id for r in rows])
         out = []
         for row in rows:
             out.append(await self._status(row, counts, replies, mine, files.get(row.id, []), row.id in kept))
@@ -175,7 +176,8 @@ class View:
             "media_attachments": [attachment(self.hub, f) for f in files],
             "application": application,
             "mentions": mentions,
-            "tags": [],
+            "tags": [{"name": t, "url": f"{self.hub.cfg.base_url}/tags/{t}"}
+                     for t in getattr(self, "_tags", {}).get(row.id, [])],
             "emojis": [],
             "reblogs_count": counts.get((row.uri, "announce"), 0),
             "favourites_count": counts.get((row.uri, "like"), 0),

@@ -296,8 +296,12 @@ async def home_timeline(conn: Conn, actor_id: str, *, max_id=None, since_id=None
 
 
 async def public_timeline(conn: Conn, *, local: bool | None, viewer_id: str | None, only_media: bool = False,
-                          max_id=None, since_id=None, min_id=None, limit=20) -> list[sa.Row]:
+                          max_id=None, since_id=None, min_id=None, limit=20, tag: str | None = None) -> list[sa.Row]:
     conds = [*_live(), messages.c.visibility == "public", messages.c.network == "activitypub", _not_kept_private()]
+    if tag is not None:  # the hashtag timeline
+        from hub.store.schema import message_tags
+
+        conds.append(messages.c.id.in_(sa.select(message_tags.c.message_id).where(message_tags.c.tag == tag)))
     if local is not None:
         conds.append(messages.c.local.is_(local))
     if viewer_id:

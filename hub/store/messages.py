@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from hub.ids import new_id
 from hub.store.base import Conn, insert, insert_ignore, page_filter, utcnow
-from hub.store.schema import actors, conversations, message_versions, messages, timeline
+from hub.store.schema import actors, conversations, message_tags, message_versions, messages, timeline
 
 
 async def get_message_by_id(conn: Conn, message_id: str) -> sa.Row | None:
@@ -20,14 +20,51 @@ async def get_message_by_uri(conn: Conn, uri: str) -> sa.Row | None:
 
 
 async def put_message(conn: Conn, values: dict) -> bool:
-    """Insert a message; False if one with that URI already exists."""
+    """Insert a message; False if one with that URI already exists. Its hashtags are ``values["tags"]``
+    when given (a remote note's Hashtag tags), else, for a message written here, those of its text."""
+    values = dict(values)
+    tags = values.pop("tags", None)
     stmt = insert(conn, messages).values(created_at=utcnow(), **values).on_conflict_do_nothing()
-    return (await conn.execute(stmt)).rowcount == 1
+    if (await conn.execute(stmt)).rowcount != 1:
+        return False
+    if tags is None and values.get("local"):
+        from hub.text import find_hashtags
+
+        tags = find_hashtags(values.get("content_text") or "")
+    await set_tags(conn, values["id"], tags or [])
+    return True
+
+
+async def set_tags(conn: Conn, message_id: str, tags: list[str]) -> None:
+    await conn.execute(sa.delete(message_tags).where(message_tags.c.message_id == message_id))
+    clean = list(dict.fromkeys(t.lower().lstrip("#")[:100] for t in tags if isinstance(t, str) and t.strip("#")))
+    if clean:
+        await conn.execute(sa.insert(message_tags), [{"message_id": message_id, "tag": t} for t in clean[:20]])
+
+
+async def tags_of(conn: Conn, message_ids: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {i: [] for i in message_ids}
+    if message_ids:
+        stmt = sa.select(message_tags.c.message_id, message_tags.c.tag).where(
+            message_tags.c.message_id.in_(message_ids)).order_by(message_tags.c.tag)
+        for message_id, tag in await conn.execute(stmt):
+            out[message_id].append(tag)
+    return out
 
 
 async def update_message(conn: Conn, message_id: str, values: dict) -> None:
     """Change a message; when its text changes, what it said until now is kept as a version (the
-    edit history apps show)."""
+    edit history apps show), and its hashtags follow (``values["tags"]``, or the text's for ours)."""
+    values = dict(values)
+    tags = values.pop("tags", None)
+    if tags is not None:
+        await set_tags(conn, message_id, tags)
+    elif "content_text" in values:
+        local = (await conn.execute(sa.select(messages.c.local).where(messages.c.id == message_id))).scalar()
+        if local:
+            from hub.text import find_hashtags
+
+            await set_tags(conn, message_id, find_hashtags(values["content_text"] or ""))
     if "content_html" in values or "content_text" in values:
         old = (await conn.execute(sa.select(
             messages.c.content_html, messages.c.content_text, messages.c.summary, messages.c.sensitive,
@@ -57,12 +94,14 @@ async def mark_message_deleted(conn: Conn, message_id: str) -> None:
     )
     await conn.execute(sa.delete(timeline).where(timeline.c.message_id == message_id))
     await conn.execute(sa.delete(message_versions).where(message_versions.c.message_id == message_id))
+    await conn.execute(sa.delete(message_tags).where(message_tags.c.message_id == message_id))
 
 
 async def delete_messages_of_actor(conn: Conn, actor_id: str) -> None:
     ids = sa.select(messages.c.id).where(messages.c.actor_id == actor_id)
     await conn.execute(sa.delete(timeline).where(timeline.c.message_id.in_(ids)))
     await conn.execute(sa.delete(message_versions).where(message_versions.c.message_id.in_(ids)))
+    await conn.execute(sa.delete(message_tags).where(message_tags.c.message_id.in_(ids)))
     await conn.execute(
         sa.update(messages)
         .where(messages.c.actor_id == actor_id, messages.c.deleted_at.is_(None))

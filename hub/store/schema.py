@@ -338,6 +338,16 @@ messages = sa.Table(
     sa.Index("ix_messages_conversation_published", "conversation_id", "published_at"),
 )
 
+message_tags = sa.Table(
+    # The hashtags of a message (lower case): from its text when written here, from its Hashtag tags when
+    # it came from elsewhere.
+    "message_tags",
+    metadata,
+    sa.Column("message_id", sa.String(26), sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tag", sa.String(100), primary_key=True),
+    sa.Index("ix_message_tags_tag", "tag", "message_id"),
+)
+
 message_versions = sa.Table(
     # What a message said before each edit (its text, its content warning), from when: the history apps
     # show. Erased with the message.

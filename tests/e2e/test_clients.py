@@ -22,7 +22,7 @@ import pytest
 import requests
 from mastodon import Mastodon, MastodonUnauthorizedError, StreamListener
 
-from tests.e2e.conftest import unique, wait_until
+from tests.e2e.conftest import get_json, unique, wait_until
 
 pytestmark = pytest.mark.e2e
 HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
@@ -282,3 +282,35 @@ def test_a_report_forwarded_from_an_app_reaches_the_other_servers_moderators(hub
     assert not [r for r in json.loads(b.cli("report", "list", "--json")) if r["content"] == "spam, kept here"]
     mine = [r for r in json.loads(a.cli("report", "list", "--json")) if r["content"] in ("spam watches", "spam, kept here")]
     assert len(mine) == 2  # both kept for this hub's administrators too
+
+
+def test_hashtags_travel_and_have_a_timeline(hubs):
+    """A post with a hashtag on hub B: its note carries a Hashtag tag and a link; hub A, following, keeps the
+    tag; Mastodon.py's hashtag timeline on A lists it with its tags; an edit that drops the tag drops it
+    there too; the tag's page answers on both hubs."""
+    a, b = hubs
+    reader, writer = unique("tagr"), unique("tagw")
+    add_actor(a, reader, "person")
+    add_actor(b, writer, "person")
+    api = mastodon_py(a, reader)
+    (found,) = api.search_v2(f"@{writer}@{b.domain}", resolve=True)["accounts"]
+    api.account_follow(found["id"])
+    wait_until(lambda: b.sql(f"SELECT count(*) FROM follows f JOIN actors x ON x.id = f.follower_id "
+                             f"WHERE x.uri = '{a.actor_uri(reader)}' AND f.state = 'accepted'") == [(1,)],
+               timeout=20, message="the follow accepted")
+    tag = unique("Kettles").replace("-", "")
+    writer_api = mastodon_py(b, writer)
+    post = writer_api.status_post(f"New #{tag} in stock, and #tea too")
+    assert sorted(t["name"] for t in post["tags"]) == sorted([tag.lower(), "tea"])
+    assert f'href="{b.base_url}/tags/{tag.lower()}"' in post["content"] and 'class="mention hashtag"' in post["content"]
+    status, note = get_json(post["uri"])
+    assert {"type": "Hashtag", "href": f"{b.base_url}/tags/{tag.lower()}", "name": f"#{tag.lower()}"} in note["tag"]
+    seen = wait_until(lambda: api.timeline_hashtag(tag.lower()), timeout=30, message="the post in A's tag timeline")
+    assert seen[0]["uri"] == post["uri"] and {t["name"] for t in seen[0]["tags"]} == {tag.lower(), "tea"}
+    assert api.timeline_hashtag(tag.lower(), local=True) == []  # not written on A
+    for hub in (a, b):
+        r = requests.get(f"{hub.base_url}/tags/{tag.lower()}", timeout=10)
+        assert r.status_code == 200 and "in stock" in r.text
+    writer_api.status_update(post["id"], "New kettles in stock, and #tea too")
+    wait_until(lambda: api.timeline_hashtag(tag.lower()) == [], timeout=30, message="the edit to drop the tag")
+    assert [s["uri"] for s in api.timeline_hashtag("tea")] == [post["uri"]]

@@ -235,3 +235,18 @@ async def test_names_resolving_to_private_addresses_are_refused():
             await client.request("GET", "https://localhost:1/x")
     finally:
         await client.close()
+
+
+def test_hashtags_are_found_linked_and_read_from_notes():
+    from hub.federation import documents
+
+    assert text.find_hashtags("Hi #World, #2026 #café_bar a#b http://x/#frag #World #x123") == [
+        "world", "café_bar", "x123"]  # not digits alone, not inside words or links, each once, lower case
+    html = text.plain_to_html("Hi #Roundtable! https://x.example/#anchor", {}, "https://h.example/tags")
+    assert html == ('<p>Hi <a href="https://h.example/tags/roundtable" class="mention hashtag" rel="tag">'
+                    '#<span>Roundtable</span></a>! <a href="https://x.example/#anchor" '
+                    'rel="nofollow noopener noreferrer">https://x.example/#anchor</a></p>')
+    assert "hashtag" not in text.plain_to_html("#plain")  # no links without a base
+    note = {"tag": [{"type": "Hashtag", "name": "#Cats", "href": "https://m.example/tags/cats"},
+                    {"type": "Hashtag", "name": "two words"}, {"type": "Mention", "name": "@a"}, "junk"]}
+    assert documents.hashtags_of(note) == ["cats"]
