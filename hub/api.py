@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 
 from aiohttp import web
 
@@ -48,6 +49,8 @@ async def _account(request: web.Request, hub: Hub):
 
 
 OAUTH_KEY = web.RequestKey("api_oauth", object)
+# where an app's OAuth token is taken: an actor's consent endpoints and its profile, nothing else
+_OAUTH_PATHS = re.compile(rf"^{re.escape(BASE)}/actors/[^/]+/(consent/[^/]+(/[^/]+)?|profile)/?$")
 CONSENT_SCOPES = {"GET": "read:consent", "POST": "write:consent", "PUT": "write:consent"}
 
 
@@ -57,7 +60,7 @@ async def _oauth_account(request: web.Request, hub: Hub, digest: str):
     from hub.mastodon.core import grants, holder_of
     from hub.store import mastodon as client_store
 
-    if "/consent/" not in request.path and not request.path.rstrip("/").endswith("/profile"):
+    if not _OAUTH_PATHS.match(request.path):
         raise Unauthorized("invalid token")
     async with hub.db.read() as conn:
         row = await client_store.get_token(conn, digest)
@@ -546,6 +549,7 @@ async def list_aliases(request, hub, _account, acting):
 async def add_alias(request, hub, _account, acting):
     from hub import moving
 
+    acting.require("owner")
     old = await moving.old_account(hub, _str(await _body(request), "alias", required=True))
     return web.json_response({"items": await moving.add_alias(hub, acting, old)})
 
@@ -553,6 +557,7 @@ async def add_alias(request, hub, _account, acting):
 async def move_actor(request, hub, _account, acting):
     from hub import moving
 
+    acting.require("owner")
     target = await hub.resolve_handle(_str(await _body(request), "target", required=True))
     return web.json_response(await moving.move(hub, acting, target))
 

@@ -41,6 +41,8 @@ from hub.store.base import utcnow
 from hub.store.schema import conversation_states, follows, messages
 
 MAX_ARCHIVE_MEMBER = 64 * 1024 * 1024
+MAX_ARCHIVE_FILES = 200_000
+MAX_JSON_TOTAL = 512 * 1024 * 1024  # what the JSON files of an archive may add up to, unpacked
 
 
 def _read(path: Path) -> dict:
@@ -49,9 +51,14 @@ def _read(path: Path) -> dict:
     except (OSError, zipfile.BadZipFile) as exc:
         raise UsageError(f"{path} is not a Roundtable export archive: {exc}") from None
     with z:
-        names = set(z.namelist())
+        infos = z.infolist()
+        if len(infos) > MAX_ARCHIVE_FILES:
+            raise UsageError(f"the archive holds more than {MAX_ARCHIVE_FILES} files")
+        names = {i.filename for i in infos}
         if "manifest.json" not in names or "actor.json" not in names:
             raise UsageError(f"{path} is not a Roundtable export archive (no manifest.json)")
+        if sum(i.file_size for i in infos if not i.filename.startswith("media/")) > MAX_JSON_TOTAL:
+            raise UsageError("the archive's documents are too large unpacked")
 
         def load(name: str):
             if z.getinfo(name).file_size > MAX_ARCHIVE_MEMBER:
@@ -65,11 +72,18 @@ def _read(path: Path) -> dict:
                 "conversations": [load(n) for n in sorted(names) if n.startswith("conversations/")],
                 "consent": load("consent.json") if "consent.json" in names else {},
                 "identities": (load("identities.json") if "identities.json" in names else {}).get("items") or [],
-                "media": {}}
-        for n in names:
-            if n.startswith("media/") and z.getinfo(n).file_size <= MAX_ARCHIVE_MEMBER:
-                data["media"][n.removeprefix("media/")] = z.read(n)
+                "media": {n.removeprefix("media/") for n in names
+                          if n.startswith("media/") and z.getinfo(n).file_size <= MAX_ARCHIVE_MEMBER},
+                "path": path}
+    if not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in data["conversations"]):
+        raise UsageError("a conversation in the archive is not an object with an id")
     return data
+
+
+def _media_blob(path: Path, sha: str) -> bytes:
+    """One file of the archive's ``media/``, read when it is restored (never all at once)."""
+    with zipfile.ZipFile(path) as z:
+        return z.read(f"media/{sha}")
 
 
 def _time(value) -> dt.datetime:
@@ -151,7 +165,8 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
     # write there reaches the conversation here
     puppets: dict[str, list[str]] = {}
     for ident in data["identities"]:
-        if isinstance(ident, dict) and isinstance(ident.get("actor"), str) and ident["actor"] != old_uri:
+        if isinstance(ident, dict) and isinstance(ident.get("actor"), str) and ident["actor"] != old_uri \
+                and not hub.uris.is_local(ident["actor"]):  # never one of this hub's own actors
             for conv_uri in ident.get("conversations") or []:
                 if isinstance(conv_uri, str):
                     puppets.setdefault(conv_uri, []).append(ident["actor"])
@@ -206,10 +221,8 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
                 author = actor if author_uri == old_uri else (others.get(author_uri) or authors.get(author_uri))
                 if author is None:
                     continue
-                existing = await msg_store.get_message_by_uri(conn, note["id"])
-                if existing is not None:
-                    await msg_store.update_message(conn, existing.id, {"conversation_id": conv_id})
-                    continue
+                if await msg_store.get_message_by_uri(conn, note["id"]) is not None:
+                    continue  # stored here already, in its own place: an archive moves nothing of this hub's
                 html = textmod.sanitize_html(str(note.get("content") or ""))
                 message_id = new_id()
                 published = _time(note.get("published"))
@@ -224,9 +237,9 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
                     "published_at": published, "flags": ["imported"]})
                 for att in note.get("attachment") or []:
                     sha = att.get("roundtable:sha256") if isinstance(att, dict) else None
-                    blob = data["media"].get(sha) if sha else None
-                    if blob is None:
+                    if not isinstance(sha, str) or sha not in data["media"]:
                         continue
+                    blob = await asyncio.to_thread(_media_blob, data["path"], sha)
                     digest = await asyncio.to_thread(media.store, hub.cfg, blob)
                     await bridge_store.put_attachment(
                         conn, message_id=message_id, filename=str(att.get("name") or "file")[:255],

@@ -247,6 +247,7 @@ async def change_password(hub: Hub, account_id: str, current: str, new: str, *, 
     new_hash = await asyncio.to_thread(hash_password, new)
     async with hub.db.write() as conn:
         await web_store.set_password_hash(conn, account_id, new_hash)
+        await web_store.cancel_email_changes(conn, account_id, utcnow())  # whoever asked one knew the old password
         from hub.store import mastodon as client_store  # apps signed in with the old password sign in again
 
         await client_store.revoke_tokens_of_account(conn, account_id)
@@ -284,6 +285,7 @@ async def change_email(hub: Hub, account_id: str, password: str, email: str) -> 
         other = await actor_store.get_account_by_email(conn, email) if email else None
         if other is not None and other.id != account_id:
             raise Conflict("that email address belongs to another login")
+        await web_store.cancel_email_changes(conn, account_id, utcnow())  # only the newest request counts
         if not email or not hub.cfg.smtp_relay or (account.email or "").lower() == email.lower():
             await web_store.set_email(conn, account_id, email or None)
             return {"state": "changed" if email else "removed", "email": email or None}
@@ -388,6 +390,7 @@ async def finish_reset(hub: Hub, token: str, new: str, *, user_agent: str | None
             raise Forbidden("this link has expired or was used already: ask for a new one")
         await web_store.set_password_hash(conn, reset.account_id, new_hash)
         await web_store.delete_sessions_of(conn, reset.account_id)
+        await web_store.cancel_email_changes(conn, reset.account_id, now)  # a pending address change ends too
         from hub.store import mastodon as client_store  # and every app's token: whoever had the password is out
 
         await client_store.revoke_tokens_of_account(conn, reset.account_id)

@@ -89,11 +89,13 @@ async def consent_post(request: web.Request) -> web.StreamResponse:
         elif action == "alias":
             from hub import moving
 
+            acting.require("owner")
             aliases = await moving.add_alias(hub, acting, await moving.old_account(hub, form.get("alias", "")))
             done = f"This account is now also known as {', '.join(aliases)}"
         elif action == "move":
             from hub import moving
 
+            acting.require("owner")
             moved = await moving.move(hub, acting, await hub.resolve_handle(form.get("target", "").strip()))
             done = (f"Moved to {moved['moved_to']}: {moved['followers']} followers and {moved['conversations']} "
                     "conversations are being told")
@@ -119,7 +121,8 @@ async def import_post(request: web.Request) -> web.StreamResponse:
 
     hub = request.app[HUB_KEY]
     acting = await _acting(request)
-    acting.require("owner")
+    if acting.role != "owner":
+        return await _page(request, acting, error="only the account's owner brings an archive here", status=403)
     origin = request.headers.get("Origin")
     if origin and origin != "null" and origin.rstrip("/") != hub.cfg.base_url:
         raise web.HTTPForbidden(text="this form was sent from another site")

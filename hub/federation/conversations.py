@@ -393,7 +393,7 @@ async def handle_add(fed: Federation, doc: dict, actor: sa.Row, _inbox: str | No
         elif "Update" in types and not message.local and note is not None:
             await msg_store.update_message(conn, message.id, {
                 "content_html": note["content_html"], "content_text": note["content_text"],
-                "edited_at": note["updated"] or utcnow(), "raw": json.dumps(note_doc),
+                "edited_at": note["updated"] or utcnow(), "raw": json.dumps(note_doc), "tags": note["hashtags"],
             })
             await message_changed(conn, hub, "edit", message.id)
     return DONE

@@ -243,8 +243,8 @@ def hashtags_of(note: dict) -> list[str]:
     out = []
     for tag in as_list(note.get("tag")):
         if isinstance(tag, dict) and "Hashtag" in types_of(tag) and isinstance(tag.get("name"), str):
-            name = tag["name"].strip().lstrip("#")[:100]
-            if name and not any(c.isspace() for c in name):
+            name = tag["name"].strip().lstrip("#")
+            if re.fullmatch(r"\w{1,100}", name) and not name.isdigit():  # what a #tag can be, nothing else
                 out.append(name.lower())
     return list(dict.fromkeys(out))[:20]
 

@@ -8,6 +8,8 @@ for one viewer with one connection, caching the actors it looks up.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import sqlalchemy as sa
 
 from hub import media
@@ -176,7 +178,7 @@ class View:
             "media_attachments": [attachment(self.hub, f) for f in files],
             "application": application,
             "mentions": mentions,
-            "tags": [{"name": t, "url": f"{self.hub.cfg.base_url}/tags/{t}"}
+            "tags": [{"name": t, "url": f"{self.hub.cfg.base_url}/tags/{quote(t)}"}
                      for t in getattr(self, "_tags", {}).get(row.id, [])],
             "emojis": [],
             "reblogs_count": counts.get((row.uri, "announce"), 0),

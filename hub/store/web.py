@@ -141,6 +141,14 @@ async def use_email_change(conn: Conn, token_hash: str, account_id: str, now: dt
     return True
 
 
+async def cancel_email_changes(conn: Conn, account_id: str, now: dt.datetime) -> None:
+    """Every pending change of the login's address ends (a new one asked, the password changed or reset)."""
+    from hub.store.schema import email_changes
+
+    await conn.execute(sa.update(email_changes).where(email_changes.c.account_id == account_id,
+                                                      email_changes.c.used_at.is_(None)).values(used_at=now))
+
+
 async def get_reset(conn: Conn, token_hash: str, now: dt.datetime) -> sa.Row | None:
     from hub.store.schema import password_resets
 

@@ -67,6 +67,13 @@ async def test_a_crm_reads_exactly_what_the_customer_granted(world, session):
     assert status == 200 and len(body["items"]) == 1
     status, body = await kim_scoped.call("GET", "/actors/kim/consent/grants")
     assert status == 200
+    # nothing else of the API takes an app's token, whatever the account is called
+    await actors.create_local_actor(hub, "consent", kind="person", password="password123")
+    app_token = Api(hub, session, await password_token(client, app, "consent", scope="read write read:consent"))
+    for method, path in (("DELETE", "/actors/consent"), ("DELETE", "/actors/consent/"),
+                         ("POST", "/actors/consent/move"), ("GET", "/actors/consent/aliases")):
+        status, _ = await app_token.call(method, path, {"confirm": "consent", "target": "kim"})
+        assert status == 401, (method, path)
     status, body = await Api(hub, session, plain).call("GET", "/actors/ada/profile")
     assert status == 403  # "read" does not reach anyone's data
     # revoked: nothing, at once; receipts are signed by this hub
@@ -304,3 +311,38 @@ async def test_moving_here_and_away_through_the_api_and_the_page(world, tmp_path
         assert not list(Path(hub.cfg.data, "imports").glob("upload-*"))  # no upload left behind
     finally:
         await browser.close()
+
+
+async def test_an_archive_moves_nothing_that_is_already_here(world, tmp_path):
+    """An archive naming a message this hub already has (someone else's public post, say) leaves it where it
+    is: only what is new comes in."""
+    import io
+    import json
+    import zipfile
+
+    from hub import outbox
+    from hub.store import messages as msg_store
+
+    hub, apis = world
+    acme = (await access.acting_as(hub, "acme")).actor
+    theirs = await outbox.post_note(hub, acme, "Our prices go up on Monday")
+    old = "https://old.example/users/kim"
+    forged = io.BytesIO()
+    with zipfile.ZipFile(forged, "w") as z:
+        z.writestr("manifest.json", json.dumps({"format": "roundtable-export/1", "actor": old}))
+        z.writestr("actor.json", json.dumps({"id": old, "type": "Person", "preferredUsername": "kim"}))
+        z.writestr("conversations/c1.json", json.dumps({
+            "id": "https://old.example/c/1", "owned": True, "participants": [{"id": old, "role": "owner"}],
+            "state": {"status": "open"}, "messages": [
+                {"id": theirs.uri, "type": "Note", "attributedTo": old, "content": "<p>mine now</p>"},
+                {"id": "https://old.example/m/2", "type": "Note", "attributedTo": old, "content": "<p>hello</p>"}]}))
+    await actors.create_local_actor(hub, "kim4", kind="person", password="password123")
+    kim4 = Api(hub, apis["kim"].session, await token_for(hub, "kim4"))
+    async with kim4.session.post(kim4.base + "/actors/kim4/import", data=forged.getvalue(),
+                                 headers={**kim4.headers, "Content-Type": "application/zip"}) as resp:
+        summary = await resp.json()
+        assert resp.status == 200 and summary["conversations"] == 1, summary
+    async with hub.db.read() as conn:
+        still = await msg_store.get_message_by_uri(conn, theirs.uri)
+        assert still.conversation_id == theirs.conversation_id and still.content_text == "Our prices go up on Monday"
+        assert (await msg_store.get_message_by_uri(conn, "https://old.example/m/2")) is not None

@@ -354,4 +354,13 @@ async def test_a_new_email_address_changes_only_once_a_link_mailed_to_it_is_open
     assert await email_now() == "jo@new.example"
     status, html, _ = await anon.get(path)
     assert status == 410 and "expired or was used" in html  # once only
+    # a pending change ends when the password changes (whoever asked for it knew the old one)
+    await browser.post(page, {"action": "email", "email": "jo@third.example", "password": "jo-secret-12"},
+                       csrf_from=page)
+    (link2,) = [re.search(r"(http://\S+/settings/email/\S+)", m.get_body(("plain",)).get_content()).group(1)
+                for r, m in relay.mails() if r == ["jo@third.example"]]
+    status, _, _ = await browser.post(page, {"current": "jo-secret-12", "new": "jo-secret-13", "new2": "jo-secret-13"},
+                                      csrf_from=page)
+    status, html, _ = await anon.get(link2.replace(hub.cfg.base_url, ""))
+    assert status == 410 and await email_now() == "jo@new.example"
     await anon.close()

@@ -248,5 +248,6 @@ def test_hashtags_are_found_linked_and_read_from_notes():
                     'rel="nofollow noopener noreferrer">https://x.example/#anchor</a></p>')
     assert "hashtag" not in text.plain_to_html("#plain")  # no links without a base
     note = {"tag": [{"type": "Hashtag", "name": "#Cats", "href": "https://m.example/tags/cats"},
-                    {"type": "Hashtag", "name": "two words"}, {"type": "Mention", "name": "@a"}, "junk"]}
+                    {"type": "Hashtag", "name": "two words"}, {"type": "Hashtag", "name": "#a/b?<x>"},
+                    {"type": "Hashtag", "name": "#2026"}, {"type": "Mention", "name": "@a"}, "junk"]}
     assert documents.hashtags_of(note) == ["cats"]
