@@ -136,7 +136,8 @@ ROUTES = [
     # streaming and push
     ("GET", "/api/v1/streaming/health", streaming.health),
     ("GET", "/api/v1/streaming", streaming.websocket),
-    ("GET", "/api/v1/streaming/{stream:user|user/notification|public|public/local|public/remote|direct}",
+    ("GET", "/api/v1/streaming/{stream:user|user/notification|public|public/local|public/remote|direct|hashtag|"
+            "hashtag/local}",
      streaming.sse),
     ("POST", "/api/v1/push/subscription", push.create_subscription),
     ("GET", "/api/v1/push/subscription", push.get_subscription),

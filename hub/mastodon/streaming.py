@@ -3,7 +3,8 @@ server-sent-events paths ``/api/v1/streaming/user`` ...), ``/api/v1/streaming/he
 
 Streams: ``user`` (home timeline updates, notifications, deletes, edits),
 ``user:notification``, ``direct`` (conversation updates), ``public``,
-``public:local``, ``public:remote``. Events are Mastodon's: ``{"stream": [...],
+``public:local``, ``public:remote``, ``hashtag`` and ``hashtag:local`` (with
+their ``tag``). Events are Mastodon's: ``{"stream": [...],
 "event": "update", "payload": "<JSON text>"}``.
 
 Each connection looks at the database about once a second for what is new
@@ -34,7 +35,8 @@ from hub.store.schema import messages
 log = logging.getLogger(__name__)
 STREAMS = ("user", "user:notification", "direct", "public", "public:local", "public:remote",
            "public:media", "public:local:media", "public:remote:media")
-SILENT_STREAMS = ("hashtag", "hashtag:local", "list")
+TAG_STREAMS = ("hashtag", "hashtag:local")
+SILENT_STREAMS = ("list",)
 POLL_S = 1.0
 HEARTBEAT_S = 5.0
 RECHECK_S = 5.0  # how soon a revoked token's stream ends  # SSE comments that keep proxies from closing an idle stream (and let clients notice a close)
@@ -57,6 +59,7 @@ class Watcher:
     def __init__(self, hub, caller: Caller | None):
         self.hub, self.caller = hub, caller
         self.streams: set[str] = set()
+        self.tags: set[tuple[str, str]] = set()  # (hashtag | hashtag:local, tag)
         self.since = time.time()
         self.sent: dict[str, float] = {}  # event key -> when sent
         self.checked = time.monotonic()
@@ -72,9 +75,16 @@ class Watcher:
                 return False
             return row.account_id is None or await holder_of(conn, row) is not None
 
-    def subscribe(self, stream: str) -> None:
+    def subscribe(self, stream: str, tag: str | None = None) -> None:
         if stream in SILENT_STREAMS:
-            return  # accepted, and quiet: no hashtags or lists here yet (an error would end masto.js's socket)
+            return  # accepted, and quiet: no lists here yet (an error would end masto.js's socket)
+        if stream in TAG_STREAMS:
+            name = (tag or "").lstrip("#").lower()[:100]
+            if not name:
+                raise ApiError(400, "A hashtag stream needs its tag")
+            if len(self.tags) < 50:
+                self.tags.add((stream, name))
+            return
         if stream not in STREAMS:
             raise ApiError(400, f"Unknown stream type {stream!r}")
         if (stream.startswith("user") or stream == "direct") and (self.caller is None or self.caller.actor is None):
@@ -132,6 +142,13 @@ class Watcher:
 
                             out.append(self._event(["direct"], "conversation", await _conversation_json(
                                 view, rows_[0], unread.get(state.id, 0))))
+            for stream, tag in sorted(self.tags):
+                rows = await client_store.public_timeline(conn, local=True if stream == "hashtag:local" else None,
+                                                          viewer_id=me.id if me else None, tag=tag, min_id=after,
+                                                          limit=40)
+                for row in rows:
+                    if row.id >= floor_id(self.since) and self._fresh(f"{stream}:{tag}:{row.id}"):
+                        out.append(self._event([stream, tag], "update", await view.status(row)))
             for stream in [s for s in self.streams if s.startswith("public")]:
                 local = True if ":local" in stream else (False if ":remote" in stream else None)
                 rows = await client_store.public_timeline(conn, local=local, viewer_id=me.id if me else None,
@@ -182,7 +199,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     watcher = Watcher(hub, caller)
     first = request.query.get("stream")
     if first:
-        watcher.subscribe(first)
+        watcher.subscribe(first, request.query.get("tag"))
     protocol = request.headers.get("Sec-WebSocket-Protocol", "").split(",")[0].strip() or None
     ws = web.WebSocketResponse(heartbeat=30, protocols=(protocol,) if protocol else ())
     await ws.prepare(request)
@@ -196,10 +213,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             try:
                 data = json.loads(msg.data)
                 stream = data.get("stream")
+                tag = data.get("tag") if isinstance(data.get("tag"), str) else None
                 if data.get("type") == "subscribe":
-                    watcher.subscribe(stream)
+                    watcher.subscribe(stream, tag)
                 elif data.get("type") == "unsubscribe":
                     watcher.streams.discard(stream)
+                    watcher.tags.discard((stream, (tag or "").lstrip("#").lower()[:100]))
             except ApiError as exc:
                 await ws.send_str(json.dumps({"error": exc.message, "status": exc.status}))
             except (ValueError, AttributeError):
@@ -211,7 +230,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             if not await watcher.still_allowed():
                 await ws.send_str(json.dumps({"error": "The access token was revoked", "status": 401}))
                 break
-            if watcher.streams:
+            if watcher.streams or watcher.tags:
                 for event in await watcher.poll():
                     await ws.send_str(json.dumps(event, ensure_ascii=False))
             try:
@@ -232,7 +251,7 @@ async def sse(request: web.Request) -> web.StreamResponse:
     caller = await _caller(request)
     watcher = Watcher(hub, caller)
     name = request.match_info["stream"].replace("/", ":")
-    watcher.subscribe({"public:local": "public:local"}.get(name, name))
+    watcher.subscribe({"public:local": "public:local"}.get(name, name), request.query.get("tag"))
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)

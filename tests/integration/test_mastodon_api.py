@@ -649,6 +649,31 @@ async def test_an_organization_speaks_through_a_members_app_only_when_allowed(wo
 # --- streaming and push ----------------------------------------------------------------------
 
 
+async def test_a_hashtag_stream_delivers_public_posts_with_its_tag(world):
+    hub, client, _app, tokens = world
+    url = hub.cfg.base_url.replace("http", "ws") + "/api/v1/streaming?stream=hashtag&tag=Kettles"
+    async with client.session.ws_connect(url, protocols=(tokens["acme"],)) as ws:
+        await ws.send_str(json.dumps({"type": "subscribe", "stream": "hashtag:local", "tag": "tea"}))
+        await ws.send_str(json.dumps({"type": "subscribe", "stream": "hashtag"}))  # no tag: an error frame
+        error = json.loads((await ws.receive()).data)
+        assert error["status"] == 400 and "tag" in error["error"]
+        await asyncio.sleep(0.3)
+        alice = _clone(client, tokens["alice"])
+        await alice.call("POST", "/api/v1/statuses", json_body={"status": "nothing tagged here"})
+        await alice.call("POST", "/api/v1/statuses", json_body={"status": "quiet #kettles", "visibility": "direct"})
+        status, post, _ = await alice.call("POST", "/api/v1/statuses", json_body={"status": "New #Kettles and #tea"})
+        got = []
+        async with asyncio.timeout(15):
+            while len(got) < 2:
+                event = json.loads((await ws.receive()).data)
+                got.append((event["stream"], json.loads(event["payload"])["id"]))
+        assert sorted(got) == [(["hashtag", "kettles"], post["id"]), (["hashtag:local", "tea"], post["id"])]
+        await asyncio.sleep(1.5)  # nothing else comes: not the untagged post, not the direct one
+        with pytest.raises(asyncio.TimeoutError):
+            async with asyncio.timeout(0.5):
+                await ws.receive()
+
+
 async def test_websocket_stream_delivers_a_direct_message_live(world):
     hub, client, _app, tokens = world
     url = hub.cfg.base_url.replace("http", "ws") + "/api/v1/streaming"
