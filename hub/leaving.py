@@ -120,6 +120,9 @@ async def delete_account(hub: Hub, acting: Acting) -> dict:
         await conn.execute(sa.delete(conversation_labels).where(conversation_labels.c.state_id.in_(states)))
         await conn.execute(sa.delete(conversation_states).where(conversation_states.c.actor_id == actor.id))
         await conn.execute(sa.delete(consent_reads).where(consent_reads.c.customer_id == actor.id))
+        from hub.store.schema import followed_tags
+
+        await conn.execute(sa.delete(followed_tags).where(followed_tags.c.actor_id == actor.id))
         archives = list((await conn.execute(sa.select(exports.c.id).where(exports.c.actor_id == actor.id))).scalars())
         await conn.execute(sa.delete(exports).where(exports.c.actor_id == actor.id))
         account = await actor_store.get_account_by_username(conn, actor.username)

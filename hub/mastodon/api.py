@@ -1295,12 +1295,54 @@ async def notifications_policy(request: web.Request) -> web.Response:
     return json_response({**policy, "summary": {"pending_requests_count": 0, "pending_notifications_count": 0}})
 
 
+def _tag_name(value: str) -> str:
+    from hub.text import find_hashtags
+
+    found = find_hashtags("#" + value.lstrip("#"))
+    if not found or found[0] != value.lstrip("#").lower():
+        raise ApiError(404, "Record not found: not a hashtag")
+    return found[0]
+
+
+def _tag_json(hub, name: str, following: bool) -> dict:
+    from urllib.parse import quote
+
+    return {"name": name, "url": f"{hub.cfg.base_url}/tags/{quote(name)}", "history": [], "following": following}
+
+
 async def tag(request: web.Request) -> web.Response:
     hub = _hub(request)
-    await viewer_of(request, "read:statuses")
-    name = request.match_info["tag"].lstrip("#").lower()[:100]
-    return json_response({"name": name, "url": f"{hub.cfg.base_url}/tags/{name}", "history": [],
-                          "following": False})
+    caller = await viewer_of(request, "read:statuses")
+    name = _tag_name(request.match_info["tag"])
+    following = False
+    if caller is not None and caller.actor is not None:
+        async with hub.db.read() as conn:
+            following = name in await client_store.followed_tags_of(conn, caller.actor.id, limit=1000)
+    return json_response(_tag_json(hub, name, following))
+
+
+async def follow_tag(request: web.Request) -> web.Response:
+    """``POST /api/v1/tags/:name/follow`` (and ``unfollow``): public posts with it come into the home timeline."""
+    hub = _hub(request)
+    caller = await caller_of(request)
+    caller.need("write:follows")
+    name = _tag_name(request.match_info["tag"])
+    follow = request.match_info["action"] == "follow"
+    async with hub.db.write() as conn:
+        if follow and len(await client_store.followed_tags_of(conn, caller.actor.id, limit=1000)) >= 1000:
+            raise ApiError(422, "Validation failed: at most 1000 followed hashtags")
+        await client_store.follow_tag(conn, caller.actor.id, name, follow=follow)
+    return json_response(_tag_json(hub, name, follow))
+
+
+async def followed_tags(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    caller = await caller_of(request)
+    caller.need("read:follows")
+    async with hub.db.read() as conn:
+        names = await client_store.followed_tags_of(conn, caller.actor.id, limit=limit_of(
+            await params_of(request), default=100, maximum=200))
+    return json_response([_tag_json(hub, n, True) for n in names])
 
 
 async def register(request: web.Request) -> web.Response:

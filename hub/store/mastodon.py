@@ -285,12 +285,18 @@ async def home_timeline(conn: Conn, actor_id: str, *, max_id=None, since_id=None
     in_conversations = sa.select(conversation_states.c.conversation_id).where(conversation_states.c.actor_id == actor_id)
     # what the accounts it follows wrote, also before the follow (Mastodon merges them into the feed too)
     followed = sa.select(follows.c.followee_id).where(follows.c.follower_id == actor_id, follows.c.state == "accepted")
+    from hub.store.schema import followed_tags, message_tags
+
+    tagged = sa.select(message_tags.c.message_id).join(
+        followed_tags, followed_tags.c.tag == message_tags.c.tag).where(followed_tags.c.actor_id == actor_id)
     stmt = sa.select(messages).where(
         *_live(), _not_muted(actor_id),
         sa.or_(messages.c.actor_id == actor_id, messages.c.id.in_(in_timeline),
                messages.c.conversation_id.in_(in_conversations),
                sa.and_(messages.c.actor_id.in_(followed),
-                       messages.c.visibility.in_(("public", "unlisted", "followers")))),
+                       messages.c.visibility.in_(("public", "unlisted", "followers"))),
+               sa.and_(messages.c.visibility == "public", messages.c.network == "activitypub",
+                       messages.c.id.in_(tagged), _not_kept_private())),  # the hashtags it follows
     )
     return await _rows(conn, _paged(stmt, max_id=max_id, since_id=since_id, min_id=min_id, limit=limit), min_id)
 
@@ -525,3 +531,24 @@ async def bookmarked_by(conn: Conn, actor_id: str, *, max_id=None, since_id=None
     kept = sa.select(bookmarks.c.message_id).where(bookmarks.c.actor_id == actor_id)
     stmt = sa.select(messages).where(*_live(), messages.c.id.in_(kept))
     return await _rows(conn, _paged(stmt, max_id=max_id, since_id=since_id, min_id=min_id, limit=limit), min_id)
+
+
+# --- followed hashtags -----------------------------------------------------------------------------------
+
+
+async def follow_tag(conn: Conn, actor_id: str, tag: str, *, follow: bool) -> None:
+    from hub.store.schema import followed_tags
+
+    if follow:
+        await insert_ignore(conn, followed_tags, [{"actor_id": actor_id, "tag": tag, "created_at": utcnow()}])
+    else:
+        await conn.execute(sa.delete(followed_tags).where(followed_tags.c.actor_id == actor_id,
+                                                          followed_tags.c.tag == tag))
+
+
+async def followed_tags_of(conn: Conn, actor_id: str, *, limit: int = 100) -> list[str]:
+    from hub.store.schema import followed_tags
+
+    stmt = sa.select(followed_tags.c.tag).where(followed_tags.c.actor_id == actor_id).order_by(
+        followed_tags.c.tag).limit(limit)
+    return list((await conn.execute(stmt)).scalars())

@@ -348,6 +348,15 @@ message_tags = sa.Table(
     sa.Index("ix_message_tags_tag", "tag", "message_id"),
 )
 
+followed_tags = sa.Table(
+    # Hashtags an actor follows from an app: public posts with them come into its home timeline.
+    "followed_tags",
+    metadata,
+    sa.Column("actor_id", sa.String(26), sa.ForeignKey("actors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("tag", sa.String(100), primary_key=True),
+    _created(),
+)
+
 message_versions = sa.Table(
     # What a message said before each edit (its text, its content warning), from when: the history apps
     # show. Erased with the message.

@@ -649,6 +649,32 @@ async def test_an_organization_speaks_through_a_members_app_only_when_allowed(wo
 # --- streaming and push ----------------------------------------------------------------------
 
 
+async def test_a_followed_hashtag_brings_public_posts_into_the_home_timeline(world):
+    hub, client, _app, tokens = world
+    alice, bob = _clone(client, tokens["alice"]), _clone(client, tokens["bob"])
+    status, tag, _ = await alice.call("POST", "/api/v1/tags/Kettles/follow")
+    assert status == 200 and tag == {"name": "kettles", "url": f"{hub.cfg.base_url}/tags/kettles", "history": [],
+                                     "following": True}
+    status, _, _ = await alice.call("POST", "/api/v1/tags/no%20tag/follow")
+    assert status == 404
+    status, listed, _ = await alice.call("GET", "/api/v1/followed_tags")
+    assert [t["name"] for t in listed] == ["kettles"]
+    status, shown, _ = await alice.call("GET", "/api/v1/tags/kettles")
+    assert shown["following"] is True
+    status, public, _ = await bob.call("POST", "/api/v1/statuses", json_body={"status": "Cheap #kettles today"})
+    status, untagged, _ = await bob.call("POST", "/api/v1/statuses", json_body={"status": "Cheap toasters"})
+    status, hidden, _ = await bob.call("POST", "/api/v1/statuses", json_body={"status": "#kettles for friends",
+                                                                              "visibility": "private"})
+    status, home, _ = await alice.call("GET", "/api/v1/timelines/home")
+    ids = [s["id"] for s in home]
+    assert public["id"] in ids and untagged["id"] not in ids and hidden["id"] not in ids  # alice follows no one
+    status, _, _ = await alice.call("POST", "/api/v1/tags/kettles/unfollow")
+    status, home, _ = await alice.call("GET", "/api/v1/timelines/home")
+    assert public["id"] not in [s["id"] for s in home]
+    status, listed, _ = await alice.call("GET", "/api/v1/followed_tags")
+    assert listed == []
+
+
 async def test_a_hashtag_stream_delivers_public_posts_with_its_tag(world):
     hub, client, _app, tokens = world
     url = hub.cfg.base_url.replace("http", "ws") + "/api/v1/streaming?stream=hashtag&tag=Kettles"
