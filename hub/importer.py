@@ -80,12 +80,6 @@ def _read(path: Path) -> dict:
     return data
 
 
-def _media_blob(path: Path, sha: str) -> bytes:
-    """One file of the archive's ``media/``, read when it is restored (never all at once)."""
-    with zipfile.ZipFile(path) as z:
-        return z.read(f"media/{sha}")
-
-
 def _time(value) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -171,6 +165,22 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
                 if isinstance(conv_uri, str):
                     puppets.setdefault(conv_uri, []).append(ident["actor"])
 
+    with zipfile.ZipFile(data["path"]) as archive:
+        restored, skipped = await _restore_conversations(hub, data, actor, old_uri, puppets, archive)
+    profile = (data.get("consent") or {}).get("profile") or {}
+    async with hub.db.write() as conn:
+        for name, value in profile.items():
+            if isinstance(name, str) and isinstance(value, str):
+                await consent_store.set_item(conn, actor.id, name[:64], value[:2000])
+    identities = await _claim_again(hub, actor, data["identities"])
+    return {"actor": actor.uri, "created": created, "from": old_uri, "conversations": restored,
+            "not_restored": skipped, "profile_items": len(profile), "identities": identities}
+
+
+async def _restore_conversations(hub: Hub, data: dict, actor: sa.Row, old_uri: str,
+                                 puppets: dict[str, list[str]], archive: zipfile.ZipFile) -> tuple[int, int]:
+    """The conversations the old self owned, each under a new collection here naming the old one;
+    ``(restored, not restored)``. Files are read from the open ``archive`` one at a time."""
     restored = skipped = 0
     for conv in data["conversations"]:
         if not conv.get("owned") or not isinstance(conv.get("messages"), list):
@@ -180,13 +190,11 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
         named += [n.get("attributedTo") for n in conv["messages"] if isinstance(n, dict)
                   and isinstance(n.get("attributedTo"), str)]
         if any(hub.uris.is_local(u) and u != actor.uri for u in named):
-            # A conversation with someone of this hub is here already (this hub took part in it); one that
-            # is not, yet names our people, is not taken from a file: an archive could put words in their mouths
-            async with hub.db.read() as conn:
-                here = await conv_store.get_conversation_by_any_uri(conn, conv["id"])
-            if here is None:
-                skipped += 1
-                continue
+            # A conversation with someone of this hub is here already (this hub took part in it: the Move
+            # repoints it); one that names our people is never taken from a file, which could put words
+            # in their mouths
+            skipped += 1
+            continue
         others = {}
         for p in conv.get("participants") or []:
             if isinstance(p, dict) and isinstance(p.get("id"), str) and p["id"] != old_uri:
@@ -239,7 +247,7 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
                     sha = att.get("roundtable:sha256") if isinstance(att, dict) else None
                     if not isinstance(sha, str) or sha not in data["media"]:
                         continue
-                    blob = await asyncio.to_thread(_media_blob, data["path"], sha)
+                    blob = await asyncio.to_thread(archive.read, f"media/{sha}")  # one file at a time
                     digest = await asyncio.to_thread(media.store, hub.cfg, blob)
                     await bridge_store.put_attachment(
                         conn, message_id=message_id, filename=str(att.get("name") or "file")[:255],
@@ -262,14 +270,7 @@ async def import_archive(hub: Hub, path: str | Path, username: str, *, password:
             if last is not None:
                 await conv_store.update_conversation(conn, conv_id, {"last_message_at": last[0]})
         restored += 1
-    profile = (data.get("consent") or {}).get("profile") or {}
-    async with hub.db.write() as conn:
-        for name, value in profile.items():
-            if isinstance(name, str) and isinstance(value, str):
-                await consent_store.set_item(conn, actor.id, name[:64], value[:2000])
-    identities = await _claim_again(hub, actor, data["identities"])
-    return {"actor": actor.uri, "created": created, "from": old_uri, "conversations": restored,
-            "not_restored": skipped, "profile_items": len(profile), "identities": identities}
+    return restored, skipped
 
 
 async def import_upload(hub: Hub, username: str, chunks) -> dict:

@@ -26,6 +26,7 @@ from hub.store import actors as actor_store
 from hub.store import bridges as bridge_store
 from hub.store import consent as consent_store
 from hub.store import conversations as conv_store
+from hub.store import messages as msg_store
 from hub.store import social
 from hub.store.base import utcnow
 from hub.store.jobs import job_row, put_jobs
@@ -107,12 +108,8 @@ async def delete_account(hub: Hub, acting: Acting) -> dict:
                                                           {i.id for i in claimed + twins})
         await forget_identities(conn, claimed, twins, now)
         summary["identities_erased"] = len(claimed)
-        files = await _erase_messages(conn, authors, now)
-        result = await conn.execute(sa.update(messages).where(messages.c.actor_id.in_(authors),
-                                                              messages.c.deleted_at.is_(None))
-                                    .values(deleted_at=now, content_html="", content_text="", summary=None,
-                                            raw=None))
-        summary["messages_erased"] = result.rowcount
+        files = await _erase_messages(conn, authors)
+        summary["messages_erased"] = await msg_store.delete_messages_of_actors(conn, list(authors))
         await conn.execute(sa.delete(private_notes).where(private_notes.c.actor_id == actor.id))
         await conn.execute(sa.delete(profile_items).where(profile_items.c.actor_id == actor.id))
         # its inbox (status, labels), every read of its data (the log was for it), its archives
@@ -157,12 +154,10 @@ async def forget_claims_of_remote(conn, actor: sa.Row) -> set[str]:
     claimed = await bridge_store.identities_claimed_by(conn, actor.id)
     if not claimed:
         return set()
-    now = utcnow()
-    await forget_identities(conn, claimed, await _twins(conn, claimed), now)
+    await forget_identities(conn, claimed, await _twins(conn, claimed), utcnow())
     authors = {i.actor_id for i in claimed}
-    files = await _erase_messages(conn, authors, now)
-    await conn.execute(sa.update(messages).where(messages.c.actor_id.in_(authors), messages.c.deleted_at.is_(None))
-                       .values(deleted_at=now, content_html="", content_text="", summary=None, raw=None))
+    files = await _erase_messages(conn, authors)
+    await msg_store.delete_messages_of_actors(conn, list(authors))
     return files
 
 
@@ -205,19 +200,16 @@ async def forget_identities(conn, claimed: list[sa.Row], twins: list[sa.Row], no
             name=None, summary=None, icon_url=None, deleted_at=now, updated_at=now))
 
 
-async def _erase_messages(conn, authors: set[str], now) -> set[str]:
-    """Before the messages of ``authors`` become tombstones: their attachments and uploads go (the SHA-256
-    of files nothing else uses is returned, for the caller to delete once committed) and the activities that
-    carried them keep only their ids (a Tombstone in place of the note)."""
+async def _erase_messages(conn, authors: set[str]) -> set[str]:
+    """Before the messages of ``authors`` become tombstones (``delete_messages_of_actors``): their
+    attachments and uploads go (the SHA-256 of files nothing else uses is returned, for the caller to
+    delete once committed) and the activities that carried them keep only their ids (a Tombstone in place
+    of the note)."""
     import json
 
     from hub.store.schema import activities, attachments, media_uploads
 
     mine = sa.select(messages.c.id).where(messages.c.actor_id.in_(authors))
-    from hub.store.schema import message_tags, message_versions
-
-    await conn.execute(sa.delete(message_versions).where(message_versions.c.message_id.in_(mine)))
-    await conn.execute(sa.delete(message_tags).where(message_tags.c.message_id.in_(mine)))
     shas = set((await conn.execute(sa.select(attachments.c.sha256).where(
         attachments.c.message_id.in_(mine), attachments.c.sha256.is_not(None)))).scalars())
     shas |= set((await conn.execute(sa.select(media_uploads.c.sha256).where(

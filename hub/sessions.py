@@ -257,12 +257,14 @@ async def change_password(hub: Hub, account_id: str, current: str, new: str, *, 
 EMAIL_CHANGE_TTL = dt.timedelta(hours=24)
 
 
-async def check_password(hub: Hub, account_id: str, password: str) -> None:
-    """Unauthorized unless ``password`` is the login's (asked again before what cannot be undone)."""
+async def check_password(hub: Hub, account_id: str, password: str) -> sa.Row:
+    """The login, when ``password`` is its own (asked again before a change of address, or what cannot be
+    undone); Unauthorized otherwise."""
     async with hub.db.read() as conn:
         account = await actor_store.get_account_by_id(conn, account_id)
     if account is None or not await _verify(account.password_hash, password):
         raise Unauthorized("the password is not right")
+    return account
 
 
 async def change_email(hub: Hub, account_id: str, password: str, email: str) -> dict:
@@ -277,10 +279,7 @@ async def change_email(hub: Hub, account_id: str, password: str, email: str) -> 
     email = email.strip()
     if email and (len(email) > 320 or not _EMAIL.match(email)):
         raise UsageError(f"invalid email address {email!r}")
-    async with hub.db.read() as conn:
-        account = await actor_store.get_account_by_id(conn, account_id)
-    if account is None or not await _verify(account.password_hash, password):
-        raise Unauthorized("the password is not right")
+    account = await check_password(hub, account_id, password)
     async with hub.db.write() as conn:
         other = await actor_store.get_account_by_email(conn, email) if email else None
         if other is not None and other.id != account_id:

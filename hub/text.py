@@ -32,12 +32,14 @@ _MENTION = re.compile(r"(?<![\w@/])@([a-z0-9_][a-z0-9_.-]*)(?:@([a-z0-9.-]+(?::\
 _HASHTAG = re.compile(r"(?<![\w/#&])#(\w{0,99}[^\W\d]\w{0,99})(?!\w)")
 
 
+def tag_name(value: str) -> str:
+    """A hashtag as it is kept and looked up: without its ``#``, lower case, at most 100 characters."""
+    return value.strip().lstrip("#").lower()[:100]
+
+
 def find_hashtags(text: str) -> list[str]:
-    """``#tags`` in the text, lower-cased, in order, without repeats (at most 20)."""
-    seen: dict[str, None] = {}
-    for m in _HASHTAG.finditer(text or ""):
-        seen[m.group(1).lower()[:100]] = None
-    return list(seen)[:20]
+    """``#tags`` in the text, as :func:`tag_name` keeps them, in order, without repeats (at most 20)."""
+    return list(dict.fromkeys(tag_name(m.group(1)) for m in _HASHTAG.finditer(text or "")))[:20]
 
 
 def sanitize_html(value: str | None) -> str:

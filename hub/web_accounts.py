@@ -69,23 +69,31 @@ def csrf_token(request: web.Request) -> str:
     return session.csrf_token if session is not None else _pre_csrf(request)
 
 
-async def form_of(request: web.Request) -> dict[str, str]:
-    """A POSTed form, its CSRF token and origin checked; 403 otherwise."""
-    hub = request.app[HUB_KEY]
+def check_origin(request: web.Request) -> None:
+    """A form posted from another site is refused (403)."""
     origin = request.headers.get("Origin")
     if origin and origin != "null":
         o = urlsplit(origin)
-        if f"{o.scheme}://{o.netloc}" != hub.cfg.base_url:
+        if f"{o.scheme}://{o.netloc}" != request.app[HUB_KEY].cfg.base_url:
             raise web.HTTPForbidden(text="this form was sent from another site")
+
+
+def check_csrf(request: web.Request, sent: str) -> None:
+    """The form's CSRF token must be the session's (or, signed out, the cookie's); 403 otherwise."""
+    session = current(request) or request.get(PENDING_KEY)
+    expected = session.csrf_token if session is not None else request.cookies.get(CSRF_COOKIE)
+    if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+        raise web.HTTPForbidden(text="the form has expired or was not sent from this site: reload the page and try again")
+
+
+async def form_of(request: web.Request) -> dict[str, str]:
+    """A POSTed form, its CSRF token and origin checked; 403 otherwise."""
+    check_origin(request)
     if request.content_length and request.content_length > 64 * 1024:
         raise web.HTTPRequestEntityTooLarge(max_size=64 * 1024, actual_size=request.content_length)
     data = await request.post()
     form = {k: v for k, v in data.items() if isinstance(v, str)}
-    session = current(request) or request.get(PENDING_KEY)
-    expected = session.csrf_token if session is not None else request.cookies.get(CSRF_COOKIE)
-    sent = form.get("csrf_token", "")
-    if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
-        raise web.HTTPForbidden(text="the form has expired or was not sent from this site: reload the page and try again")
+    check_csrf(request, form.get("csrf_token", ""))
     return form
 
 
@@ -99,11 +107,7 @@ async def form_with_files(request: web.Request) -> tuple[dict[str, str], list]:
     if not request.content_type.startswith("multipart/"):
         return await form_of(request), []
     hub = request.app[HUB_KEY]
-    origin = request.headers.get("Origin")
-    if origin and origin != "null":
-        o = urlsplit(origin)
-        if f"{o.scheme}://{o.netloc}" != hub.cfg.base_url:
-            raise web.HTTPForbidden(text="this form was sent from another site")
+    check_origin(request)
     per_file = hub.cfg.max_attachment_bytes
     limit = per_file * media.MAX_FILES + 64 * 1024
     if request.content_length and request.content_length > limit:
@@ -141,11 +145,7 @@ async def form_with_files(request: web.Request) -> tuple[dict[str, str], list]:
         ctype = (part.headers.get("Content-Type") or "application/octet-stream").split(";")[0].strip().lower()
         files.append(media.NewFile(filename=part.filename.replace("\\", "/").rsplit("/", 1)[-1][:255] or "file",
                                    content_type=ctype or "application/octet-stream", data=bytes(data)))
-    session = current(request) or request.get(PENDING_KEY)
-    expected = session.csrf_token if session is not None else request.cookies.get(CSRF_COOKIE)
-    sent = form.get("csrf_token", "")
-    if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
-        raise web.HTTPForbidden(text="the form has expired or was not sent from this site: reload the page and try again")
+    check_csrf(request, form.get("csrf_token", ""))
     return form, files
 
 

@@ -112,20 +112,16 @@ async def consent_post(request: web.Request) -> web.StreamResponse:
 async def import_post(request: web.Request) -> web.StreamResponse:
     """An archive uploaded from the page (``multipart/form-data``: the CSRF token, then the file), streamed
     to disk as it arrives and imported into this empty account."""
-    import hmac
-
     from aiohttp import BodyPartReader
 
     from hub import importer
-    from hub.web_accounts import current
+    from hub.web_accounts import check_csrf, check_origin
 
     hub = request.app[HUB_KEY]
     acting = await _acting(request)
     if acting.role != "owner":
         return await _page(request, acting, error="only the account's owner brings an archive here", status=403)
-    origin = request.headers.get("Origin")
-    if origin and origin != "null" and origin.rstrip("/") != hub.cfg.base_url:
-        raise web.HTTPForbidden(text="this form was sent from another site")
+    check_origin(request)
     if not request.content_type.startswith("multipart/"):
         raise web.HTTPBadRequest(text="send the archive with the form")
     reader = await request.multipart()
@@ -139,9 +135,7 @@ async def import_post(request: web.Request) -> web.StreamResponse:
                 if part.name == "csrf_token":
                     token = value.decode(errors="replace")
                 continue
-            session = current(request)
-            if session is None or not token or not hmac.compare_digest(session.csrf_token.encode(), token.encode()):
-                raise web.HTTPForbidden(text="the form has expired or was not sent from this site: reload the page")
+            check_csrf(request, token)  # the token comes before the file in the form
 
             async def chunks(part=part):
                 while chunk := await part.read_chunk(256 * 1024):

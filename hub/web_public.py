@@ -82,9 +82,10 @@ async def conversation_page(request: web.Request, conversation_id: str) -> web.S
 async def tag_page(request: web.Request) -> web.StreamResponse:
     """``/tags/{name}``: the public posts with the hashtag that this server knows, newest first."""
     from hub.store import mastodon as client_store
+    from hub.text import tag_name
 
     hub = request.app[HUB_KEY]
-    name = request.match_info["name"].lstrip("#").lower()[:100]
+    name = tag_name(request.match_info["name"])
     async with hub.db.read() as conn:
         rows = await client_store.public_timeline(conn, local=None, viewer_id=None, tag=name, limit=40)
         authors = {i: await actor_store.get_actor_by_id(conn, i) for i in {r.actor_id for r in rows}}

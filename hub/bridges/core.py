@@ -259,17 +259,18 @@ class Bridges:
     # --- out --------------------------------------------------------------------------------------
 
     async def handle_send(self, job: sa.Row) -> Outcome:
-        try:
-            return await send(self, job.payload)
-        except SendError as exc:
-            return Outcome("failed" if exc.permanent else "retry", error=str(exc), retry_after_s=exc.retry_after_s)
-
+        return await _sending(send(self, job.payload))
 
     async def handle_leave(self, job: sa.Row) -> Outcome:
-        try:
-            return await leave(self, job.payload)
-        except SendError as exc:
-            return Outcome("failed" if exc.permanent else "retry", error=str(exc), retry_after_s=exc.retry_after_s)
+        return await _sending(leave(self, job.payload))
+
+
+async def _sending(work) -> Outcome:
+    """A send job's outcome: a permanent refusal by the network fails it, a passing one is tried again."""
+    try:
+        return await work
+    except SendError as exc:
+        return Outcome("failed" if exc.permanent else "retry", error=str(exc), retry_after_s=exc.retry_after_s)
 
 
 class LocalLink:

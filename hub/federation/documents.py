@@ -243,9 +243,9 @@ def hashtags_of(note: dict) -> list[str]:
     out = []
     for tag in as_list(note.get("tag")):
         if isinstance(tag, dict) and "Hashtag" in types_of(tag) and isinstance(tag.get("name"), str):
-            name = tag["name"].strip().lstrip("#")
-            if re.fullmatch(r"\w{1,100}", name) and not name.isdigit():  # what a #tag can be, nothing else
-                out.append(name.lower())
+            name = textmod.tag_name(tag["name"])
+            if textmod.find_hashtags("#" + name) == [name]:  # what a #tag can be, nothing else
+                out.append(name)
     return list(dict.fromkeys(out))[:20]
 
 

@@ -416,24 +416,22 @@ async def handle_delete(fed: Federation, doc: dict, actor: sa.Row, _inbox: str |
     if obj_uri == actor.uri:
         from hub import media
         from hub.leaving import forget_claims_of_remote
+        from hub.store.schema import conversations as conversations_table
 
+        discovery.forget_keys_of(fed, actor.uri)
         async with fed.hub.db.write() as conn:
-            files = await forget_claims_of_remote(conn, actor)  # addresses it took with it when it moved away
-        for sha in files:
-            media.path_of(fed.hub.cfg, sha).unlink(missing_ok=True)
-    async with fed.hub.db.write() as conn:
-        if obj_uri == actor.uri:
-            discovery.forget_keys_of(fed, actor.uri)
             await social.delete_follows_of_actor(conn, actor.id)
-            await msg_store.delete_messages_of_actor(conn, actor.id)
+            await msg_store.delete_messages_of_actors(conn, [actor.id])
+            files = await forget_claims_of_remote(conn, actor)  # addresses it took with it when it moved away
             await actor_store.mark_actor_deleted(conn, actor.id)
-            from hub.store.schema import conversations as conversations_table
-
             # the conversations it owned end for everyone here (its copy of them stays readable)
             await conn.execute(sa.update(conversations_table).where(
                 conversations_table.c.owner_id == actor.id, conversations_table.c.closed_at.is_(None))
                 .values(closed_at=utcnow()))
-            return DONE
+        for sha in files:  # once committed
+            media.path_of(fed.hub.cfg, sha).unlink(missing_ok=True)
+        return DONE
+    async with fed.hub.db.write() as conn:
         message = await msg_store.get_message_by_uri(conn, obj_uri)
         if message is None:
             return _ignored("Delete of a note we do not have")

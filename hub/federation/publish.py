@@ -311,7 +311,6 @@ def _consent_verbs() -> None:
     from hub.leaving import publish_delete_actor
 
     _VERBS["delete_actor"] = publish_delete_actor
-    _VERBS["flag"] = _publish_flag
 
 
 async def _publish_flag(fed: Federation, p: dict) -> None:
@@ -330,4 +329,5 @@ async def _publish_flag(fed: Federation, p: dict) -> None:
                                 inboxes=[inbox], object_uri=target.uri)
 
 
+_VERBS["flag"] = _publish_flag
 _consent_verbs()

@@ -97,7 +97,7 @@ ROUTES = [
     # timelines and the rest of what clients read
     ("GET", "/api/v1/timelines/home", api.home_timeline),
     ("GET", "/api/v1/timelines/public", api.public_timeline),
-    ("GET", "/api/v1/timelines/tag/{tag}", api.tag_timeline),
+    ("GET", "/api/v1/timelines/tag/{tag}", api.public_timeline),
     ("GET", "/api/v1/timelines/list/{id}", api.unknown_list_item),
     ("GET", "/api/v1/timelines/direct", E("read:statuses")),
     ("GET", "/api/v1/conversations", api.list_conversations),

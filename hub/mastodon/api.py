@@ -905,30 +905,19 @@ async def home_timeline(request: web.Request) -> web.Response:
 
 
 async def public_timeline(request: web.Request) -> web.Response:
+    """``GET /api/v1/timelines/public``, and ``/api/v1/timelines/tag/:hashtag`` (public statuses with the
+    hashtag, known here)."""
+    from hub.text import tag_name
+
     hub = _hub(request)
     caller = await viewer_of(request, "read:statuses")
     viewer = caller.actor if caller else None
     params = await params_of(request)
     local = True if as_bool(params.get("local")) else (False if as_bool(params.get("remote")) else None)
+    tag = tag_name(request.match_info["tag"]) if "tag" in request.match_info else None
     async with hub.db.read() as conn:
         rows = await client_store.public_timeline(conn, local=local, viewer_id=viewer.id if viewer else None,
-                                                  only_media=as_bool(params.get("only_media")),
-                                                  limit=limit_of(params), **paging(params))
-        data = await View(hub, conn, viewer).statuses(rows)
-    return json_response(data, headers=link_header(request, [r.id for r in rows], params))
-
-
-async def tag_timeline(request: web.Request) -> web.Response:
-    """``GET /api/v1/timelines/tag/:hashtag``: public statuses with the hashtag, known here."""
-    hub = _hub(request)
-    caller = await viewer_of(request, "read:statuses")
-    viewer = caller.actor if caller else None
-    params = await params_of(request)
-    local = True if as_bool(params.get("local")) else (False if as_bool(params.get("remote")) else None)
-    name = request.match_info["tag"].lstrip("#").lower()[:100]
-    async with hub.db.read() as conn:
-        rows = await client_store.public_timeline(conn, local=local, viewer_id=viewer.id if viewer else None,
-                                                  only_media=as_bool(params.get("only_media")), tag=name,
+                                                  only_media=as_bool(params.get("only_media")), tag=tag,
                                                   limit=limit_of(params), **paging(params))
         data = await View(hub, conn, viewer).statuses(rows)
     return json_response(data, headers=link_header(request, [r.id for r in rows], params))
@@ -1296,12 +1285,13 @@ async def notifications_policy(request: web.Request) -> web.Response:
 
 
 def _tag_name(value: str) -> str:
-    from hub.text import find_hashtags
+    """A hashtag named in a path, as it is kept; 404 when it cannot be one."""
+    from hub.text import find_hashtags, tag_name
 
-    found = find_hashtags("#" + value.lstrip("#"))
-    if not found or found[0] != value.lstrip("#").lower():
+    name = tag_name(value)
+    if find_hashtags("#" + name) != [name]:
         raise ApiError(404, "Record not found: not a hashtag")
-    return found[0]
+    return name
 
 
 def _tag_json(hub, name: str, following: bool) -> dict:
@@ -1317,7 +1307,7 @@ async def tag(request: web.Request) -> web.Response:
     following = False
     if caller is not None and caller.actor is not None:
         async with hub.db.read() as conn:
-            following = name in await client_store.followed_tags_of(conn, caller.actor.id, limit=1000)
+            following = await client_store.follows_tag(conn, caller.actor.id, name)
     return json_response(_tag_json(hub, name, following))
 
 
@@ -1329,7 +1319,7 @@ async def follow_tag(request: web.Request) -> web.Response:
     name = _tag_name(request.match_info["tag"])
     follow = request.match_info["action"] == "follow"
     async with hub.db.write() as conn:
-        if follow and len(await client_store.followed_tags_of(conn, caller.actor.id, limit=1000)) >= 1000:
+        if follow and await client_store.count_followed_tags(conn, caller.actor.id) >= 1000:
             raise ApiError(422, "Validation failed: at most 1000 followed hashtags")
         await client_store.follow_tag(conn, caller.actor.id, name, follow=follow)
     return json_response(_tag_json(hub, name, follow))

@@ -45,6 +45,7 @@ class View:
         self._actors: dict[str, sa.Row | None] = {}
         self._by_uri: dict[str, sa.Row | None] = {}
         self._accounts: dict[tuple[str, bool], dict] = {}  # a page names the same authors again and again
+        self._tags: dict[str, list[str]] = {}  # the hashtags of the statuses being rendered
 
     async def actor(self, actor_id: str) -> sa.Row | None:
         if actor_id not in self._actors:
@@ -179,7 +180,7 @@ class View:
             "application": application,
             "mentions": mentions,
             "tags": [{"name": t, "url": f"{self.hub.cfg.base_url}/tags/{quote(t)}"}
-                     for t in getattr(self, "_tags", {}).get(row.id, [])],
+                     for t in self._tags.get(row.id, [])],
             "emojis": [],
             "reblogs_count": counts.get((row.uri, "announce"), 0),
             "favourites_count": counts.get((row.uri, "like"), 0),

@@ -31,6 +31,7 @@ from hub.mastodon.entities import View
 from hub.store import conversations as conv_store
 from hub.store import mastodon as client_store
 from hub.store.schema import messages
+from hub.text import tag_name
 
 log = logging.getLogger(__name__)
 STREAMS = ("user", "user:notification", "direct", "public", "public:local", "public:remote",
@@ -79,7 +80,7 @@ class Watcher:
         if stream in SILENT_STREAMS:
             return  # accepted, and quiet: no lists here yet (an error would end masto.js's socket)
         if stream in TAG_STREAMS:
-            name = (tag or "").lstrip("#").lower()[:100]
+            name = tag_name(tag or "")
             if not name:
                 raise ApiError(400, "A hashtag stream needs its tag")
             if len(self.tags) < 50:
@@ -218,7 +219,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                     watcher.subscribe(stream, tag)
                 elif data.get("type") == "unsubscribe":
                     watcher.streams.discard(stream)
-                    watcher.tags.discard((stream, (tag or "").lstrip("#").lower()[:100]))
+                    watcher.tags.discard((stream, tag_name(tag or "")))
             except ApiError as exc:
                 await ws.send_str(json.dumps({"error": exc.message, "status": exc.status}))
             except (ValueError, AttributeError):

@@ -546,6 +546,20 @@ async def follow_tag(conn: Conn, actor_id: str, tag: str, *, follow: bool) -> No
                                                           followed_tags.c.tag == tag))
 
 
+async def follows_tag(conn: Conn, actor_id: str, tag: str) -> bool:
+    from hub.store.schema import followed_tags
+
+    return (await conn.execute(sa.select(followed_tags.c.tag).where(
+        followed_tags.c.actor_id == actor_id, followed_tags.c.tag == tag))).first() is not None
+
+
+async def count_followed_tags(conn: Conn, actor_id: str) -> int:
+    from hub.store.schema import followed_tags
+
+    return (await conn.execute(sa.select(sa.func.count()).select_from(followed_tags).where(
+        followed_tags.c.actor_id == actor_id))).scalar() or 0
+
+
 async def followed_tags_of(conn: Conn, actor_id: str, *, limit: int = 100) -> list[str]:
     from hub.store.schema import followed_tags
 

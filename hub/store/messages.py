@@ -31,15 +31,21 @@ async def put_message(conn: Conn, values: dict) -> bool:
         from hub.text import find_hashtags
 
         tags = find_hashtags(values.get("content_text") or "")
-    await set_tags(conn, values["id"], tags or [])
+    await _insert_tags(conn, values["id"], tags or [])
     return True
+
+
+async def _insert_tags(conn: Conn, message_id: str, tags: list[str]) -> None:
+    from hub.text import tag_name
+
+    clean = [t for t in dict.fromkeys(tag_name(t) for t in tags if isinstance(t, str)) if t]
+    if clean:
+        await conn.execute(sa.insert(message_tags), [{"message_id": message_id, "tag": t} for t in clean[:20]])
 
 
 async def set_tags(conn: Conn, message_id: str, tags: list[str]) -> None:
     await conn.execute(sa.delete(message_tags).where(message_tags.c.message_id == message_id))
-    clean = list(dict.fromkeys(t.lower().lstrip("#")[:100] for t in tags if isinstance(t, str) and t.strip("#")))
-    if clean:
-        await conn.execute(sa.insert(message_tags), [{"message_id": message_id, "tag": t} for t in clean[:20]])
+    await _insert_tags(conn, message_id, tags)
 
 
 async def tags_of(conn: Conn, message_ids: list[str]) -> dict[str, list[str]]:
@@ -57,25 +63,23 @@ async def update_message(conn: Conn, message_id: str, values: dict) -> None:
     edit history apps show), and its hashtags follow (``values["tags"]``, or the text's for ours)."""
     values = dict(values)
     tags = values.pop("tags", None)
-    if tags is not None:
-        await set_tags(conn, message_id, tags)
-    elif "content_text" in values:
-        local = (await conn.execute(sa.select(messages.c.local).where(messages.c.id == message_id))).scalar()
-        if local:
-            from hub.text import find_hashtags
-
-            await set_tags(conn, message_id, find_hashtags(values["content_text"] or ""))
     if "content_html" in values or "content_text" in values:
         old = (await conn.execute(sa.select(
             messages.c.content_html, messages.c.content_text, messages.c.summary, messages.c.sensitive,
-            messages.c.published_at, messages.c.edited_at, messages.c.deleted_at).where(
+            messages.c.published_at, messages.c.edited_at, messages.c.deleted_at, messages.c.local).where(
             messages.c.id == message_id))).first()
+        if tags is None and old is not None and old.local and "content_text" in values:
+            from hub.text import find_hashtags
+
+            tags = find_hashtags(values["content_text"] or "")
         if old is not None and old.deleted_at is None and (
                 values.get("content_html", old.content_html) != old.content_html
                 or values.get("content_text", old.content_text) != old.content_text):
             await conn.execute(sa.insert(message_versions).values(
                 id=new_id(), message_id=message_id, content_html=old.content_html, content_text=old.content_text,
                 summary=old.summary, sensitive=bool(old.sensitive), created_at=old.edited_at or old.published_at))
+    if tags is not None:
+        await set_tags(conn, message_id, tags)
     await conn.execute(sa.update(messages).where(messages.c.id == message_id).values(**values))
 
 
@@ -97,16 +101,19 @@ async def mark_message_deleted(conn: Conn, message_id: str) -> None:
     await conn.execute(sa.delete(message_tags).where(message_tags.c.message_id == message_id))
 
 
-async def delete_messages_of_actor(conn: Conn, actor_id: str) -> None:
-    ids = sa.select(messages.c.id).where(messages.c.actor_id == actor_id)
+async def delete_messages_of_actors(conn: Conn, actor_ids: list[str]) -> int:
+    """Every message of these actors becomes a tombstone (with its timeline entries, earlier versions and
+    hashtags gone); how many were still there."""
+    ids = sa.select(messages.c.id).where(messages.c.actor_id.in_(actor_ids))
     await conn.execute(sa.delete(timeline).where(timeline.c.message_id.in_(ids)))
     await conn.execute(sa.delete(message_versions).where(message_versions.c.message_id.in_(ids)))
     await conn.execute(sa.delete(message_tags).where(message_tags.c.message_id.in_(ids)))
-    await conn.execute(
+    result = await conn.execute(
         sa.update(messages)
-        .where(messages.c.actor_id == actor_id, messages.c.deleted_at.is_(None))
+        .where(messages.c.actor_id.in_(actor_ids), messages.c.deleted_at.is_(None))
         .values(deleted_at=utcnow(), content_html="", content_text="", summary=None, raw=None)
     )
+    return result.rowcount or 0
 
 
 async def list_messages_by_actor(

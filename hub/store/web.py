@@ -136,8 +136,7 @@ async def use_email_change(conn: Conn, token_hash: str, account_id: str, now: dt
                                           email_changes.c.used_at.is_(None)).values(used_at=now)
     if (await conn.execute(stmt)).rowcount != 1:
         return False
-    await conn.execute(sa.update(email_changes).where(email_changes.c.account_id == account_id,
-                                                      email_changes.c.used_at.is_(None)).values(used_at=now))
+    await cancel_email_changes(conn, account_id, now)
     return True
 
 

@@ -111,6 +111,32 @@ def customer_mail(frm: str, to: str, subject: str, body: str, **headers) -> Emai
     return msg
 
 
+def organization_with_agent(hub) -> tuple[str, str]:
+    """A new organization "Acme" and its agent "Dana"; their usernames."""
+    acme, dana = unique("acme"), unique("dana")
+    hub.cli("actor", "add", acme, "--kind", "organization", "--name", "Acme")
+    hub.cli("actor", "add", dana, "--kind", "person", "--name", "Dana")
+    hub.cli("member", "add", acme, dana, "--role", "agent")
+    return acme, dana
+
+
+def code_in(messages) -> str | None:
+    """The claim code in the first of these mails that carries one."""
+    for m in messages:
+        found = re.search(r"code is: ([A-Z0-9]{4}-[A-Z0-9]{4})", m.get_body(("plain",)).get_content())
+        if found:
+            return found.group(1)
+    return None
+
+
+def claim(hub, box, username: str, address: str) -> None:
+    """``username`` claims ``address`` with the code mailed to it."""
+    seen = len(box.to(address))
+    hub.cli("identity", "claim", username, "email", address)
+    code = wait_until(lambda: code_in(box.to(address)[seen:]), message="the claim code")
+    hub.cli("identity", "confirm", username, "email", address, code)
+
+
 def listing(hub, actor, member=None):
     args = ["inbox", "list", actor, "--json"] + (["--member", member] if member else [])
     return json.loads(hub.cli(*args))
@@ -124,11 +150,9 @@ def show(hub, actor, conv, member=None):
 def test_a_customer_on_email_and_an_organization_share_one_thread_the_customer_owns(mailhub, provider, hubs):
     mail, (box, _port) = mailhub, provider
     fedi, _b = hubs
-    acme, dana, carol_acct, frank = unique("acme"), unique("dana"), unique("carol"), unique("frank")
+    carol_acct, frank = unique("carol"), unique("frank")
     carol = f"{unique('carol')}@customer.test"
-    mail.cli("actor", "add", acme, "--kind", "organization", "--name", "Acme")
-    mail.cli("actor", "add", dana, "--kind", "person", "--name", "Dana")
-    mail.cli("member", "add", acme, dana, "--role", "agent")
+    acme, dana = organization_with_agent(mail)
     fedi.cli("actor", "add", frank, "--kind", "person", "--name", "Frank")
 
     # 1. the customer's mail client writes to acme@DOMAIN
@@ -204,7 +228,7 @@ def test_a_customer_on_email_and_an_organization_share_one_thread_the_customer_o
     mail.cli("identity", "claim", carol_acct, "email", carol)
     code_mail = wait_until(lambda: box.to(carol)[before:], message="the confirmation code by mail")[0]
     assert code_mail["Auto-Submitted"] == "auto-generated"
-    code = re.search(r"code is: ([A-Z0-9]{4}-[A-Z0-9]{4})", code_mail.get_body(("plain",)).get_content()).group(1)
+    code = code_in([code_mail])
     rc, _out, err = mail.cli("identity", "confirm", carol_acct, "email", carol, "AAAA-AAAA", check=False)
     assert rc != 0 and "wrong code" in err
     mail.cli("identity", "confirm", carol_acct, "email", carol, code)
@@ -271,11 +295,9 @@ def test_a_claimed_address_moves_with_its_customer(mailhub, provider, tmp_path):
     C is not mailed back to her, a new thread by mail reaches her on C, and C claims the address anew by a
     code sent to it (an archive proves nothing about an address)."""
     mail, (box, port) = mailhub, provider
-    acme, dana, dora_acct, dora_new = unique("acme"), unique("dana"), unique("dora"), unique("dora")
+    dora_acct, dora_new = unique("dora"), unique("dora")
     dora = f"{unique('dora')}@customer.test"
-    mail.cli("actor", "add", acme, "--kind", "organization", "--name", "Acme")
-    mail.cli("actor", "add", dana, "--kind", "person", "--name", "Dana")
-    mail.cli("member", "add", acme, dana, "--role", "agent")
+    acme, dana = organization_with_agent(mail)
     mail.cli("actor", "add", dora_acct, "--kind", "person", "--name", "Dora")
 
     first = customer_mail(f"Dora <{dora}>", f"{acme}@localhost", "Where is my parcel?", "It has been ten days.")
@@ -285,17 +307,7 @@ def test_a_claimed_address_moves_with_its_customer(mailhub, provider, tmp_path):
     mail.cli("conversation", "reply", acme, conv, "It left our warehouse today.", "--member", dana)
     (got,) = wait_until(lambda: box.to(dora), message="the answer by mail")
 
-    def code_in(messages):
-        for m in messages:
-            found = re.search(r"code is: ([A-Z0-9]{4}-[A-Z0-9]{4})", m.get_body(("plain",)).get_content())
-            if found:
-                return found.group(1)
-        return None
-
-    seen = len(box.to(dora))
-    mail.cli("identity", "claim", dora_acct, "email", dora)
-    code = wait_until(lambda: code_in(box.to(dora)[seen:]), message="the claim code")
-    mail.cli("identity", "confirm", dora_acct, "email", dora, code)
+    claim(mail, box, dora_acct, dora)
     assert show(mail, acme, conv, dana)["conversation"]["owner"] == mail.actor_uri(dora_acct)
 
     c = HubProcess("c", tmp_path, smtp_relay=f"127.0.0.1:{port}")
@@ -365,22 +377,16 @@ def test_a_claimed_address_moves_with_its_customer(mailhub, provider, tmp_path):
 
 def test_leaving_for_good_tells_the_people_on_email_and_forgets_the_claimed_address(mailhub, provider):
     mail, (box, _port) = mailhub, provider
-    acme, dana, erin_acct = unique("acme"), unique("dana"), unique("erin")
+    erin_acct = unique("erin")
     erin, bob = f"{unique('erin')}@customer.test", f"{unique('bob')}@customer.test"
-    mail.cli("actor", "add", acme, "--kind", "organization", "--name", "Acme")
-    mail.cli("actor", "add", dana, "--kind", "person", "--name", "Dana")
-    mail.cli("member", "add", acme, dana, "--role", "agent")
+    acme, dana = organization_with_agent(mail)
     mail.cli("actor", "add", erin_acct, "--kind", "person", "--name", "Erin")
 
     first = customer_mail(f"Erin <{erin}>", f"{acme}@localhost", "Warranty", "My blender broke.")
     send_mail(mail, first, mail_from=erin, to=[f"{acme}@localhost"])
     conv = wait_until(lambda: listing(mail, acme, dana), message="the mail in Acme's inbox")[0]["uri"]
     puppet = show(mail, acme, conv, dana)["messages"][0]["author"]
-    mail.cli("identity", "claim", erin_acct, "email", erin)
-    code_mail = wait_until(lambda: [m for m in box.to(erin) if "code is" in m.get_body(("plain",)).get_content()],
-                           message="the claim code")[0]
-    code = re.search(r"code is: ([A-Z0-9]{4}-[A-Z0-9]{4})", code_mail.get_body(("plain",)).get_content()).group(1)
-    mail.cli("identity", "confirm", erin_acct, "email", erin, code)
+    claim(mail, box, erin_acct, erin)
     # she brings her partner in, by mail, and writes to him
     mail.cli("conversation", "add", erin_acct, conv, f"mailto:{bob}")
     mail.cli("conversation", "reply", erin_acct, conv, "Bob, the receipt is in the drawer.")
