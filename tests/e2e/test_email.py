@@ -120,6 +120,14 @@ def organization_with_agent(hub) -> tuple[str, str]:
     return acme, dana
 
 
+def mail_to_acme(hub, acme, dana, sender: str, name: str, subject: str, body: str) -> tuple[str, str]:
+    """A customer's first (signed) mail to Acme: the conversation it opens, and its bridged author."""
+    send_mail(hub, customer_mail(f"{name} <{sender}>", f"{acme}@localhost", subject, body), mail_from=sender,
+              to=[f"{acme}@localhost"])
+    conv = wait_until(lambda: listing(hub, acme, dana), message="the mail in Acme's inbox")[0]["uri"]
+    return conv, show(hub, acme, conv, dana)["messages"][0]["author"]
+
+
 def code_in(messages) -> str | None:
     """The claim code in the first of these mails that carries one."""
     for m in messages:
@@ -300,10 +308,7 @@ def test_a_claimed_address_moves_with_its_customer(mailhub, provider, tmp_path):
     acme, dana = organization_with_agent(mail)
     mail.cli("actor", "add", dora_acct, "--kind", "person", "--name", "Dora")
 
-    first = customer_mail(f"Dora <{dora}>", f"{acme}@localhost", "Where is my parcel?", "It has been ten days.")
-    send_mail(mail, first, mail_from=dora, to=[f"{acme}@localhost"])
-    conv = wait_until(lambda: listing(mail, acme, dana), message="the mail in Acme's inbox")[0]["uri"]
-    puppet = show(mail, acme, conv, dana)["messages"][0]["author"]
+    conv, puppet = mail_to_acme(mail, acme, dana, dora, "Dora", "Where is my parcel?", "It has been ten days.")
     mail.cli("conversation", "reply", acme, conv, "It left our warehouse today.", "--member", dana)
     (got,) = wait_until(lambda: box.to(dora), message="the answer by mail")
 
@@ -382,10 +387,7 @@ def test_leaving_for_good_tells_the_people_on_email_and_forgets_the_claimed_addr
     acme, dana = organization_with_agent(mail)
     mail.cli("actor", "add", erin_acct, "--kind", "person", "--name", "Erin")
 
-    first = customer_mail(f"Erin <{erin}>", f"{acme}@localhost", "Warranty", "My blender broke.")
-    send_mail(mail, first, mail_from=erin, to=[f"{acme}@localhost"])
-    conv = wait_until(lambda: listing(mail, acme, dana), message="the mail in Acme's inbox")[0]["uri"]
-    puppet = show(mail, acme, conv, dana)["messages"][0]["author"]
+    conv, puppet = mail_to_acme(mail, acme, dana, erin, "Erin", "Warranty", "My blender broke.")
     claim(mail, box, erin_acct, erin)
     # she brings her partner in, by mail, and writes to him
     mail.cli("conversation", "add", erin_acct, conv, f"mailto:{bob}")
